@@ -1,0 +1,1 @@
+//! Real backends: linux-embedded-hal I2C, rppal GPIO. STUB.

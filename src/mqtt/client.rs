@@ -1,0 +1,1 @@
+//! The paho-mqtt client task. STUB.

@@ -1,0 +1,1 @@
+//! Parser for `P/light/set` payloads. STUB.
