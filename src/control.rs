@@ -41,6 +41,7 @@ pub const LAMP_DRIFT_FRACTION: f64 = 0.25;
 /// Drift always tolerated by the step check (sensor resolution and noise), in lux.
 pub const LAMP_DRIFT_FLOOR_LUX: f64 = 10.0;
 
+/// Who decides the light: the rule or the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Auto,
@@ -48,6 +49,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The `P/mode` payload.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Auto => "auto",
@@ -70,6 +72,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The contract name (`reason` in `P/state`).
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::BelowThreshold => "below_threshold",
