@@ -8,7 +8,9 @@
 //! Range choice: [`LADDER`] lists the settings from least to most sensitive. Each cycle uses the least sensitive
 //! step that would put the previous reading at [`GOOD_COUNTS`] or more (fine quantisation with the shortest
 //! conversion time); the first cycle uses the most sensitive step. A raw count of 0xFFFF at a more sensitive step
-//! is re-measured at once at the least sensitive step; 0xFFFF there is [`Measurement::Saturated`].
+//! is re-measured at once at the least sensitive step; 0xFFFF there is [`Measurement::Saturated`]. A failed
+//! cycle leaves the next step unchanged. After a sudden drop the first reading may come from a coarse step (still
+//! correct within that step's resolution); the next cycle uses the right one.
 
 use std::time::Duration;
 
@@ -78,6 +80,7 @@ impl Mode {
 /// One (mode, MTreg) combination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Setting {
+    /// Resolution mode.
     pub mode: Mode,
     /// Measurement-time register, `MTREG_MIN..=MTREG_MAX`.
     pub mtreg: u8,

@@ -12,8 +12,11 @@ const KEYS: &str = "ambient_lux, sensor_fault, lamp_broken, relay_stuck";
 pub struct MockSet {
     /// `Some(Some(lux))` forces the ambient light; `Some(None)` (JSON `null`) returns to `mock.ambient`.
     pub ambient_lux: Option<Option<f64>>,
+    /// `sensor_fault`: none, nack, stuck or saturated.
     pub sensor_fault: Option<SensorFault>,
+    /// `lamp_broken`: the relay switches but the lamp gives no light.
     pub lamp_broken: Option<bool>,
+    /// `relay_stuck`: the pin ignores writes.
     pub relay_stuck: Option<bool>,
 }
 
