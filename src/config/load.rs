@@ -57,7 +57,19 @@ fn load_file(
 ) -> Result<Settings, ConfigError> {
     let file = path.unwrap_or(default);
     match fs::read_to_string(file) {
-        Ok(text) => load_text(&text, &file.display().to_string(), file.parent(), env),
+        Ok(text) => {
+            // Relative paths inside the file are relative to its directory, made absolute so that the effective
+            // configuration does not depend on the working directory.
+            let dir = file.parent().map(|d| {
+                let d = if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                };
+                std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf())
+            });
+            load_text(&text, &file.display().to_string(), dir.as_deref(), env)
+        }
         Err(e) if e.kind() == ErrorKind::NotFound && path.is_none() => load_text(
             "",
             &format!("the built-in defaults (no {})", default.display()),

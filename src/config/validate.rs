@@ -449,7 +449,7 @@ pub fn validate(
     })
 }
 
-/// A numeric range for messages: lower bound inclusive or exclusive, upper bound inclusive.
+/// A numeric range for messages: lower bound inclusive or exclusive, upper bound inclusive (`why` explains it).
 #[derive(Debug, Clone, Copy)]
 struct Range {
     min: f64,
@@ -517,13 +517,7 @@ impl Check {
             };
             self.push(
                 key,
-                format!(
-                    "({}) must be {bound} {}{}{}",
-                    num(v),
-                    num(r.min),
-                    r.unit,
-                    r.why
-                ),
+                format!("({}) must be {bound} {}{}", num(v), num(r.min), r.unit),
             );
             None
         } else if v > r.max {
