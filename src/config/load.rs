@@ -189,6 +189,24 @@ mod tests {
     }
 
     #[test]
+    fn mistyped_keys_cause_no_follow_up_problems() {
+        let text = "[control]\non_below_lux = 600\noff_above_lux = \"x\"\n\
+                    [sensor]\ninterval_s = 20\nstale_after_s = \"5\"\n\
+                    [mqtt]\nurl = 1\nca_file = \"Cargo.toml\"\n";
+        let e = load_str_with(text, &env()).unwrap_err();
+        let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec!["mqtt.url", "sensor.stale_after_s", "control.off_above_lux"],
+            "{e}"
+        );
+        assert!(
+            e.problems().iter().all(|p| p.reason.contains("must be a")),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn hostname_is_read_from_the_system() {
         // Every Linux system has one of the two files; the value only needs to be non-empty.
         assert!(read_hostname().is_some_and(|h| !h.is_empty()));

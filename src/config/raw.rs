@@ -4,6 +4,8 @@
 //! unknown sections, unknown keys, and values of the wrong type. Every field is optional; defaults and value
 //! checks are applied by [`super::validate`].
 
+use std::collections::BTreeSet;
+
 use toml::{Table, Value};
 
 use super::Problem;
@@ -137,6 +139,9 @@ pub struct RawConfig {
     pub control: RawControl,
     pub monitor: RawMonitor,
     pub mock: RawMock,
+    /// Key paths that were present but unusable (wrong type, inf/nan): validation raises no follow-up problems
+    /// about them (such as a cross-check against the default that replaced them).
+    pub mistyped: BTreeSet<String>,
 }
 
 impl RawConfig {
@@ -258,6 +263,7 @@ impl RawConfig {
             control: raw_control,
             monitor: raw_monitor,
             mock: raw_mock,
+            mistyped: problems.iter().map(|p| p.key.clone()).collect(),
         }
     }
 }

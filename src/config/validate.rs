@@ -31,13 +31,16 @@ const URL_FORMS: &str = "accepted forms: \"embedded\", \"mqtt://host[:port]\" (d
 \"mqtts://host[:port]\" (TLS, default port 8883); IPv6 hosts in brackets, e.g. \"mqtt://[fd00::1]:1883\"";
 
 /// Checks every value of `raw`, resolving relative file paths against `base_dir` (the configuration file's
-/// directory; `None` = the working directory). Returns every problem found, or the settings when there is none.
+/// directory; `None` = the working directory). Returns every value problem found (the raw parse's own problems,
+/// which `raw.mistyped` lists, are the caller's to report), or the settings when there is none at all.
 pub fn validate(
     raw: &RawConfig,
     base_dir: Option<&Path>,
     env: &Environment,
 ) -> Result<Settings, Vec<Problem>> {
     let mut c = Check::default();
+    // A mistyped key was replaced by its default: cross-checks involving it would only confuse.
+    let usable = |keys: &[&str]| keys.iter().all(|k| !raw.mistyped.contains(*k));
 
     // [device]
     let id = match non_empty(&raw.device.id) {
@@ -136,13 +139,14 @@ pub fn validate(
             _ => (None, None),
         },
     };
-    if password_file.is_some() && username.is_none() {
+    if password_file.is_some() && username.is_none() && usable(&["mqtt.username"]) {
         c.push(
             "mqtt.username",
             "must be set when a password is given (mqtt.password_file or $CREDENTIALS_DIRECTORY/mqtt-password): MQTT sends a password only with a user name",
         );
     }
     let tls = match &url {
+        _ if !usable(&["mqtt.url"]) => None,
         Some(BrokerUrl::Remote { tls, .. }) => Some(*tls),
         Some(BrokerUrl::Embedded) => Some(false),
         None => None,
@@ -167,7 +171,7 @@ pub fn validate(
     let ca_file = tls_file(&mut c, "mqtt.ca_file", &raw.mqtt.ca_file);
     let cert_file = tls_file(&mut c, "mqtt.cert_file", &raw.mqtt.cert_file);
     let key_file = tls_file(&mut c, "mqtt.key_file", &raw.mqtt.key_file);
-    if key_file.is_some() && cert_file.is_none() {
+    if key_file.is_some() && cert_file.is_none() && usable(&["mqtt.cert_file"]) {
         c.push(
             "mqtt.key_file",
             "is set but mqtt.cert_file is not: a client key needs its client certificate",
@@ -240,7 +244,7 @@ pub fn validate(
         Range::open(0.0, DAY_S, " s"),
     );
     if let (Some(stale), Some(interval)) = (stale_after_s, interval_s) {
-        if stale <= interval {
+        if stale <= interval && usable(&["sensor.interval_s", "sensor.stale_after_s"]) {
             c.push(
                 "sensor.stale_after_s",
                 format!(
@@ -298,7 +302,7 @@ pub fn validate(
         lux_range,
     );
     if let (Some(on), Some(off)) = (on_below, off_above) {
-        if off <= on {
+        if off <= on && usable(&["control.on_below_lux", "control.off_above_lux"]) {
             c.push(
                 "control.off_above_lux",
                 format!(
@@ -393,7 +397,8 @@ pub fn validate(
         Range::open(0.0, 100_000.0, ""),
     );
 
-    if !c.problems.is_empty() {
+    c.problems.retain(|p| !raw.mistyped.contains(&p.key));
+    if !c.problems.is_empty() || !raw.mistyped.is_empty() {
         return Err(c.problems);
     }
     // With no problem every check returned Some; the fallbacks below are never used.
