@@ -1,5 +1,5 @@
 //! Configuration: TOML walked against the schema ([`raw`]) → validation collecting every problem
-//! ([`validate`]) → the typed [`Settings`] below, which the rest of the daemon uses. [`load`] picks the file,
+//! ([`validate`]) → the typed [`Settings`] below, which the rest of the daemon uses. [`mod@load`] picks the file,
 //! [`render`] prints the effective configuration, [`reload`] tells which changes need a restart.
 
 pub mod error;
