@@ -1,14 +1,23 @@
-//! Configuration: raw serde structs ([`raw`]) → validation collecting every problem ([`validate`]) → the typed
-//! [`Settings`] below, which the rest of the daemon uses.
+//! Configuration: TOML walked against the schema ([`raw`]) → validation collecting every problem
+//! ([`validate`]) → the typed [`Settings`] below, which the rest of the daemon uses. [`mod@load`] picks the file,
+//! [`render`] prints the effective configuration, [`reload`] tells which changes need a restart.
 
+pub mod error;
+pub mod load;
 pub mod raw;
+pub mod reload;
+pub mod render;
 pub mod validate;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use validate::{load, load_str, ConfigError, Problem};
+pub use error::{ConfigError, Problem};
+pub use load::{load, load_str, load_str_with, load_with, Environment};
+pub use reload::restart_required_changes;
+pub use render::render_effective;
 
 /// Default configuration file path of the contract.
 pub const DEFAULT_PATH: &str = "/etc/greenhoused/greenhoused.toml";
@@ -37,7 +46,45 @@ pub enum BrokerUrl {
     /// Host rumqttd in-process on `MqttSettings::embedded_listen`.
     Embedded,
     /// `mqtt://host:port` (tls = false) or `mqtts://host:port` (tls = true).
+    /// `host` is a name or an IP address, IPv6 without brackets.
     Remote { host: String, port: u16, tls: bool },
+}
+
+impl BrokerUrl {
+    /// The paho-mqtt server URI (`tcp://host:port` / `ssl://host:port`); `None` for the embedded broker.
+    pub fn server_uri(&self) -> Option<String> {
+        match self {
+            BrokerUrl::Embedded => None,
+            BrokerUrl::Remote { tls, .. } => {
+                let scheme = if *tls { "ssl" } else { "tcp" };
+                Some(format!("{scheme}://{}", self.authority()))
+            }
+        }
+    }
+
+    /// `host:port`, IPv6 hosts in brackets; empty for the embedded broker.
+    fn authority(&self) -> String {
+        match self {
+            BrokerUrl::Embedded => String::new(),
+            BrokerUrl::Remote { host, port, .. } if host.contains(':') => {
+                format!("[{host}]:{port}")
+            }
+            BrokerUrl::Remote { host, port, .. } => format!("{host}:{port}"),
+        }
+    }
+}
+
+/// The `mqtt.url` form: `embedded`, `mqtt://host:port` or `mqtts://host:port`.
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BrokerUrl::Embedded => f.write_str("embedded"),
+            BrokerUrl::Remote { tls, .. } => {
+                let scheme = if *tls { "mqtts" } else { "mqtt" };
+                write!(f, "{scheme}://{}", self.authority())
+            }
+        }
+    }
 }
 
 #[derive(Clone, PartialEq)]
@@ -128,6 +175,14 @@ pub struct Window {
     pub end_min: u16,
 }
 
+/// The `control.window` form `HH:MM-HH:MM`.
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (s, e) = (self.start_min, self.end_min);
+        write!(f, "{:02}:{:02}-{:02}:{:02}", s / 60, s % 60, e / 60, e % 60)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailurePolicy {
     Off,
@@ -177,4 +232,38 @@ pub struct MockSettings {
     pub ambient: Ambient,
     pub lamp_lux: f64,
     pub time_scale: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_url_display_and_server_uri() {
+        let plain = BrokerUrl::Remote {
+            host: "broker.lan".into(),
+            port: 1883,
+            tls: false,
+        };
+        assert_eq!(plain.to_string(), "mqtt://broker.lan:1883");
+        assert_eq!(plain.server_uri().as_deref(), Some("tcp://broker.lan:1883"));
+        let v6 = BrokerUrl::Remote {
+            host: "fd00::1".into(),
+            port: 8883,
+            tls: true,
+        };
+        assert_eq!(v6.to_string(), "mqtts://[fd00::1]:8883");
+        assert_eq!(v6.server_uri().as_deref(), Some("ssl://[fd00::1]:8883"));
+        assert_eq!(BrokerUrl::Embedded.to_string(), "embedded");
+        assert_eq!(BrokerUrl::Embedded.server_uri(), None);
+    }
+
+    #[test]
+    fn window_display() {
+        let w = Window {
+            start_min: 22 * 60 + 30,
+            end_min: 6 * 60 + 5,
+        };
+        assert_eq!(w.to_string(), "22:30-06:05");
+    }
 }

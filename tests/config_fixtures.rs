@@ -1,0 +1,306 @@
+//! Configuration fixtures: the good files load to the expected values, every bad file reports every expected
+//! key path at once, and the shipped example config loads cleanly to the defaults.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use greenhoused::config::{
+    load_str_with, load_with, render_effective, Ambient, BrokerUrl, ConfigError, Environment,
+    FailurePolicy, LampLux, OnStart, OnStop, SensorSource, Settings, Window,
+};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn env() -> Environment {
+    Environment {
+        credentials_dir: None,
+        hostname: Some("Fixture-Host".into()),
+    }
+}
+
+fn load_fixture(name: &str) -> Result<Settings, ConfigError> {
+    load_with(Some(&fixtures().join(name)), &env())
+}
+
+fn good(name: &str) -> Settings {
+    match load_fixture(name) {
+        Ok(s) => s,
+        Err(e) => panic!("{name} should load:\n{e}"),
+    }
+}
+
+/// Loads a bad fixture, asserts every `expected` key path is among its problems, returns the error.
+fn bad(name: &str, expected: &[&str]) -> ConfigError {
+    let e = match load_fixture(name) {
+        Ok(s) => panic!("{name} should be rejected, loaded {s:?}"),
+        Err(e) => e,
+    };
+    let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+    for key in expected {
+        assert!(
+            keys.contains(key),
+            "{name}: {key} missing from {keys:?}\n{e}"
+        );
+    }
+    let text = e.to_string();
+    assert!(
+        text.contains(name),
+        "{name}: the message does not name the file:\n{text}"
+    );
+    for p in e.problems() {
+        assert!(
+            text.contains(&p.to_string()),
+            "{name}: problem not printed: {p}\n{text}"
+        );
+    }
+    e
+}
+
+#[test]
+fn good_minimal_keeps_defaults_for_the_rest() {
+    let s = good("good-minimal.toml");
+    let defaults = load_str_with("", &env()).unwrap();
+    assert_eq!(
+        s.mqtt.url,
+        BrokerUrl::Remote {
+            host: "broker.lan".into(),
+            port: 1883,
+            tls: false
+        }
+    );
+    assert!(s.relay.active_low);
+    assert_eq!(s.device, defaults.device);
+    assert_eq!(s.device.id, "fixture-host");
+    assert_eq!(s.sensor, defaults.sensor);
+    assert_eq!(s.control, defaults.control);
+    assert_eq!(s.monitor, defaults.monitor);
+    assert_eq!(s.mock, defaults.mock);
+}
+
+#[test]
+fn good_full_sets_every_key() {
+    let s = good("good-full.toml");
+    let secrets = fixtures().join("secrets");
+    assert_eq!(s.device.id, "north-house_2");
+    assert_eq!(s.device.name, "North greenhouse");
+    let m = &s.mqtt;
+    assert_eq!(
+        m.url,
+        BrokerUrl::Remote {
+            host: "fd00::10".into(),
+            port: 8884,
+            tls: true
+        }
+    );
+    assert_eq!(m.embedded_listen, "0.0.0.0:1884".parse().unwrap());
+    assert_eq!(m.client_id, "gh-north");
+    assert_eq!(m.topic_prefix, "farm/greenhouse/north");
+    assert_eq!(m.username.as_deref(), Some("greenhoused"));
+    assert_eq!(m.password_file, Some(secrets.join("mqtt-password")));
+    assert_eq!(m.password.as_deref(), Some("fixture-password"));
+    assert_eq!(m.ca_file, Some(secrets.join("ca.pem")));
+    assert_eq!(m.cert_file, Some(secrets.join("client.pem")));
+    assert_eq!(m.key_file, Some(secrets.join("client.key")));
+    assert_eq!(m.keepalive, Duration::from_secs(60));
+    assert_eq!(m.qos, 2);
+    let sn = &s.sensor;
+    assert_eq!(sn.source, SensorSource::Mqtt);
+    assert_eq!(sn.i2c_bus, PathBuf::from("/dev/i2c-3"));
+    assert_eq!(sn.address, 0x5c);
+    assert_eq!(sn.interval, Duration::from_secs(2));
+    assert_eq!(sn.topic, "farm/outdoor/luminosity");
+    assert_eq!(sn.stale_after, Duration::from_millis(30_500));
+    assert_eq!(s.relay.gpio, 27);
+    assert!(s.relay.active_low);
+    assert_eq!(s.relay.on_start, OnStart::Restore);
+    assert_eq!(s.relay.on_stop, OnStop::Keep);
+    let c = &s.control;
+    assert_eq!(c.on_below_lux, 300.5);
+    assert_eq!(c.off_above_lux, 700.0);
+    assert_eq!(c.min_on, Duration::from_secs(120));
+    assert_eq!(c.min_off, Duration::from_millis(90_500));
+    assert_eq!(
+        c.window,
+        Some(Window {
+            start_min: 22 * 60,
+            end_min: 4 * 60 + 30
+        })
+    );
+    assert_eq!(c.on_sensor_failure, FailurePolicy::On);
+    assert_eq!(c.override_max, Some(Duration::from_secs(1800)));
+    assert_eq!(c.lamp_lux, LampLux::Fixed(250.0));
+    assert_eq!(s.monitor.settle, Duration::from_millis(7500));
+    assert_eq!(s.monitor.lamp_min_rise_lux, 40.0);
+    assert_eq!(s.mock.ambient, Ambient::Constant(300.0));
+    assert_eq!(s.mock.lamp_lux, 350.0);
+    assert_eq!(s.mock.time_scale, 60.0);
+}
+
+#[test]
+fn good_full_renders_without_the_password_and_loads_back() {
+    let s = good("good-full.toml");
+    let text = render_effective(&s);
+    assert!(!text.contains("fixture-password"), "{text}");
+    assert!(text.contains("<redacted>"), "{text}");
+    assert_eq!(load_str_with(&text, &env()).unwrap(), s, "{text}");
+}
+
+#[test]
+fn example_config_loads_cleanly_to_the_defaults() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/greenhoused.toml");
+    let s = match load_with(Some(&example), &env()) {
+        Ok(s) => s,
+        Err(e) => panic!("config/greenhoused.toml does not load:\n{e}"),
+    };
+    assert_eq!(s, load_str_with("", &env()).unwrap());
+}
+
+#[test]
+fn example_config_mentions_every_key() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/greenhoused.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let table: toml::Table = text.parse().unwrap();
+    for (section, keys) in greenhoused::config::raw::SCHEMA {
+        let present = table.get(*section).and_then(|v| v.as_table());
+        for key in *keys {
+            assert!(
+                present.is_some_and(|t| t.contains_key(*key)),
+                "config/greenhoused.toml lacks {section}.{key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_thresholds() {
+    let e = bad(
+        "bad-thresholds.toml",
+        &[
+            "control.off_above_lux",
+            "control.lamp_lux",
+            "monitor.lamp_min_rise_lux",
+        ],
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains(
+            "control.off_above_lux (400) must be greater than control.on_below_lux (450)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_window() {
+    let e = bad("bad-window.toml", &["control.window"]);
+    assert_eq!(e.problems().len(), 1);
+}
+
+#[test]
+fn bad_prefix() {
+    let e = bad("bad-prefix.toml", &["mqtt.topic_prefix", "sensor.topic"]);
+    assert_eq!(e.problems().len(), 2);
+}
+
+#[test]
+fn bad_unknown_key() {
+    let e = bad(
+        "bad-unknown-key.toml",
+        &["mqtt.pasword_file", "sensors", "control.on_below"],
+    );
+    assert_eq!(e.problems().len(), 3);
+    assert!(
+        e.to_string().contains("did you mean mqtt.password_file?"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_address() {
+    let e = bad("bad-address.toml", &["sensor.address"]);
+    assert!(
+        e.to_string().contains("sensor.address (0x24) must be 0x23"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_interval() {
+    let e = bad(
+        "bad-interval.toml",
+        &["sensor.interval_s", "sensor.stale_after_s"],
+    );
+    assert!(
+        e.to_string().contains(
+            "sensor.interval_s (0.5) must be at least 0.75 s to leave room for the worst-case auto-ranged BH1750 conversion"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_types() {
+    let e = bad(
+        "bad-types.toml",
+        &[
+            "device.name",
+            "mqtt.qos",
+            "mqtt.keepalive_s",
+            "sensor.interval_s",
+            "relay.gpio",
+            "relay.active_low",
+            "control.window",
+        ],
+    );
+    assert_eq!(e.problems().len(), 7);
+}
+
+#[test]
+fn bad_many_reports_every_problem_at_once() {
+    let e = bad(
+        "bad-many.toml",
+        &[
+            "device.id",
+            "mqtt.url",
+            "mqtt.qos",
+            "sensor.address",
+            "relay.gpio",
+            "relay.on_start",
+            "control.window",
+            "monitor.settle_s",
+            "mock.time_scale",
+        ],
+    );
+    assert_eq!(e.problems().len(), 9, "{e}");
+    assert!(e.to_string().contains("(9 problems)"), "{e}");
+}
+
+#[test]
+fn bad_password_file() {
+    let e = bad("bad-password-file.toml", &["mqtt.password_file"]);
+    assert_eq!(e.problems().len(), 1);
+    assert!(e.to_string().contains("does-not-exist"), "{e}");
+}
+
+#[test]
+fn bad_syntax_is_one_problem_with_its_position() {
+    let e = bad("bad-syntax.toml", &[]);
+    assert_eq!(e.problems().len(), 1);
+    let reason = &e.problems()[0].reason;
+    assert!(
+        reason.starts_with("TOML syntax error at line 2, column"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn explicit_missing_file_is_an_error() {
+    match load_fixture("no-such-file.toml") {
+        Err(e @ ConfigError::NotFound { .. }) => {
+            assert!(e.to_string().contains("no-such-file.toml"))
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
