@@ -79,7 +79,7 @@ impl Default for Tuning {
             backoff_max: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             close_grace: Duration::from_secs(2),
-            flush_timeout: Duration::from_millis(700),
+            flush_timeout: Duration::from_millis(600),
             disconnect_timeout: Duration::from_millis(250),
         }
     }
@@ -476,6 +476,7 @@ impl Task {
     async fn finish(&mut self) -> SessionEnd {
         let deadline = Instant::now() + self.tuning.flush_timeout;
         let mut retry_at: Option<Instant> = None;
+        let mut flushed = true;
         loop {
             if retry_at.map_or(true, |t| t <= Instant::now()) {
                 retry_at = self.pump();
@@ -502,15 +503,20 @@ impl Task {
                         "MQTT: final messages not confirmed by {} within {:?}",
                         self.url, self.tuning.flush_timeout
                     );
+                    flushed = false;
                     break;
                 },
                 _ = sleep_until(retry_at.unwrap_or(deadline)), if retry_at.is_some() => {},
             }
         }
-        let opts = paho::DisconnectOptionsBuilder::new()
-            .timeout(self.tuning.disconnect_timeout)
-            .finalize();
-        match timeout(self.tuning.disconnect_timeout * 2, self.client.disconnect(opts)).await {
+        // A broker that did not confirm the final messages will not confirm more: do not wait for them again.
+        let grace = if flushed {
+            self.tuning.disconnect_timeout
+        } else {
+            Duration::ZERO
+        };
+        let opts = paho::DisconnectOptionsBuilder::new().timeout(grace).finalize();
+        match timeout(self.tuning.disconnect_timeout, self.client.disconnect(opts)).await {
             Ok(Ok(_)) => log::info!("MQTT disconnected from {}", self.url),
             Ok(Err(e)) => log::warn!("MQTT: disconnecting from {} failed: {e}", self.url),
             Err(_) => log::warn!("MQTT: disconnecting from {} timed out", self.url),
