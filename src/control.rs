@@ -54,8 +54,13 @@ impl Reason {
 pub enum Command {
     /// `on`/`off`/`toggle` (toggle resolved by the caller is fine too): manual mode, expiring after `for_`
     /// or `control.override_max_s`.
-    Set { on: bool, for_: Option<Duration> },
-    Toggle { for_: Option<Duration> },
+    Set {
+        on: bool,
+        for_: Option<Duration>,
+    },
+    Toggle {
+        for_: Option<Duration>,
+    },
     /// Back to the rule.
     Auto,
 }

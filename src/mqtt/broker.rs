@@ -22,7 +22,9 @@ pub enum BrokerError {
         port = .addr.port()
     )]
     PortInUse { addr: SocketAddr },
-    #[error("cannot host the embedded MQTT broker on {addr}: {source}; check mqtt.embedded_listen")]
+    #[error(
+        "cannot host the embedded MQTT broker on {addr}: {source}; check mqtt.embedded_listen"
+    )]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot start the embedded MQTT broker thread")]
     Thread(#[source] io::Error),
@@ -129,7 +131,12 @@ pub fn start_embedded(listen: SocketAddr) -> Result<EmbeddedBroker, BrokerError>
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
             return Err(BrokerError::PortInUse { addr: listen })
         }
-        Err(source) => return Err(BrokerError::Bind { addr: listen, source }),
+        Err(source) => {
+            return Err(BrokerError::Bind {
+                addr: listen,
+                source,
+            })
+        }
     }
     let mut broker = Broker::new(config(listen));
     let thread = thread::Builder::new()

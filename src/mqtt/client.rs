@@ -97,9 +97,16 @@ const PUBLISH_RETRY: Duration = Duration::from_millis(100);
 /// The URL for logs: `mqtt://host:port`, `mqtts://host:port` (never credentials).
 pub fn display_url(settings: &MqttSettings) -> String {
     match &settings.url {
-        BrokerUrl::Embedded => format!("mqtt://{} (embedded)", connect_addr(settings.embedded_listen)),
+        BrokerUrl::Embedded => format!(
+            "mqtt://{} (embedded)",
+            connect_addr(settings.embedded_listen)
+        ),
         BrokerUrl::Remote { host, port, tls } => {
-            format!("{}://{}:{port}", if *tls { "mqtts" } else { "mqtt" }, bracket(host))
+            format!(
+                "{}://{}:{port}",
+                if *tls { "mqtts" } else { "mqtt" },
+                bracket(host)
+            )
         }
     }
 }
@@ -109,7 +116,11 @@ pub fn paho_uri(settings: &MqttSettings) -> String {
     match &settings.url {
         BrokerUrl::Embedded => format!("tcp://{}", connect_addr(settings.embedded_listen)),
         BrokerUrl::Remote { host, port, tls } => {
-            format!("{}://{}:{port}", if *tls { "ssl" } else { "tcp" }, bracket(host))
+            format!(
+                "{}://{}:{port}",
+                if *tls { "ssl" } else { "tcp" },
+                bracket(host)
+            )
         }
     }
 }
@@ -134,7 +145,13 @@ pub fn spawn(
     subscriptions: Vec<String>,
     cancel: CancellationToken,
 ) -> Result<(Outbox, mpsc::Receiver<Event>, JoinHandle<()>), ClientError> {
-    spawn_with(settings, will_topic, subscriptions, cancel, Tuning::default())
+    spawn_with(
+        settings,
+        will_topic,
+        subscriptions,
+        cancel,
+        Tuning::default(),
+    )
 }
 
 /// [`spawn`] with explicit [`Tuning`].
@@ -188,12 +205,19 @@ pub async fn shutdown(outbox: &Outbox, task: JoinHandle<()>, limit: Duration) {
     }
 }
 
-fn connect_options(s: &MqttSettings, will_topic: &str) -> Result<paho::ConnectOptions, ClientError> {
+fn connect_options(
+    s: &MqttSettings,
+    will_topic: &str,
+) -> Result<paho::ConnectOptions, ClientError> {
     let mut b = paho::ConnectOptionsBuilder::new_v3();
     b.keep_alive_interval(s.keepalive)
         .clean_session(false)
         .connect_timeout(Duration::from_secs(10))
-        .will_message(paho::Message::new_retained(will_topic, "offline", paho::QOS_1));
+        .will_message(paho::Message::new_retained(
+            will_topic,
+            "offline",
+            paho::QOS_1,
+        ));
     if let Some(user) = &s.username {
         b.user_name(user);
     }
@@ -258,7 +282,9 @@ impl Task {
         self.outbox.shared.connected.store(false, Ordering::Relaxed);
         let dropped = self.outbox.queue().take_dropped();
         if dropped > 0 {
-            log::warn!("MQTT: {dropped} queued readings/alerts were never sent (broker unreachable)");
+            log::warn!(
+                "MQTT: {dropped} queued readings/alerts were never sent (broker unreachable)"
+            );
         }
         log::debug!("MQTT task ended");
     }
@@ -346,7 +372,10 @@ impl Task {
     }
 
     fn on_lost(&mut self, reason: String) {
-        log::warn!("MQTT connection to {} lost: {reason}; reconnecting", self.url);
+        log::warn!(
+            "MQTT connection to {} lost: {reason}; reconnecting",
+            self.url
+        );
         self.outbox.shared.connected.store(false, Ordering::Relaxed);
         // Paho keeps unacknowledged QoS>0 messages of the persistent session and resends them itself.
         self.inflight.clear();
@@ -431,9 +460,7 @@ impl Task {
     /// Hand queued messages to paho while the window allows. Returns when to retry if paho refused one.
     fn pump(&mut self) -> Option<Instant> {
         while self.inflight.len() < WINDOW {
-            let Some(out) = self.outbox.queue().pop() else {
-                return None;
-            };
+            let out = self.outbox.queue().pop()?;
             let msg = paho::MessageBuilder::new()
                 .topic(out.topic.as_str())
                 .payload(out.payload.as_slice())
@@ -515,7 +542,9 @@ impl Task {
         } else {
             Duration::ZERO
         };
-        let opts = paho::DisconnectOptionsBuilder::new().timeout(grace).finalize();
+        let opts = paho::DisconnectOptionsBuilder::new()
+            .timeout(grace)
+            .finalize();
         match timeout(self.tuning.disconnect_timeout, self.client.disconnect(opts)).await {
             Ok(Ok(_)) => log::info!("MQTT disconnected from {}", self.url),
             Ok(Err(e)) => log::warn!("MQTT: disconnecting from {} failed: {e}", self.url),

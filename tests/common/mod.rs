@@ -264,13 +264,22 @@ impl Observer {
     }
 
     /// Wait for `topic` with exactly `payload`.
-    pub async fn wait_payload(&mut self, topic: &str, payload: &str, limit: Duration) -> Option<Msg> {
+    pub async fn wait_payload(
+        &mut self,
+        topic: &str,
+        payload: &str,
+        limit: Duration,
+    ) -> Option<Msg> {
         self.wait_for(topic, |m| m.payload == payload, limit).await
     }
 
     /// Like [`Observer::wait_payload`], but also satisfied by a message already seen (any arrival order).
     pub async fn wait_seen(&mut self, topic: &str, payload: &str, limit: Duration) -> Option<Msg> {
-        if let Some(m) = self.seen.iter().find(|m| m.topic == topic && m.payload == payload) {
+        if let Some(m) = self
+            .seen
+            .iter()
+            .find(|m| m.topic == topic && m.payload == payload)
+        {
             return Some(m.clone());
         }
         self.wait_payload(topic, payload, limit).await
@@ -374,7 +383,8 @@ impl Proxy {
                 };
                 let Ok((inbound, _)) = accepted else { continue };
                 accepts.fetch_add(1, Ordering::SeqCst);
-                let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                else {
                     continue;
                 };
                 let _ = inbound.set_nodelay(true);
