@@ -1,1 +1,647 @@
-//! The paho-mqtt client task. STUB.
+//! The paho-mqtt client task: connects (retrying with backoff for ever), resubscribes and republishes the retained
+//! state after every connect, drains the [`Outbox`], forwards incoming messages as [`Event`]s, and on
+//! [`Outbox::close`] flushes and disconnects within a bounded time.
+//!
+//! The core loop only calls [`Outbox::publish`] (never blocks) and reads [`Event`]s; losing the broker never
+//! ends the task. Reconnection is our own loop (not paho's automatic reconnect) so each connect and loss is
+//! logged exactly once and the retained state is republished every time.
+//!
+//! Latency: the bundled Paho C library sets `TCP_NODELAY` on its sockets (`Socket.c`, unless built with
+//! `PAHO_NO_TCP_NODELAY`), so Nagle does not delay our publishes on the client side.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use paho_mqtt as paho;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{BrokerUrl, MqttSettings};
+use crate::mqtt::broker::connect_addr;
+use crate::mqtt::outbox::{Outbox, DEFAULT_CAPACITY};
+
+/// What the MQTT task reports to the core loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Connected (or reconnected) to the broker; subscriptions and retained state are being (re)sent.
+    Connected,
+    /// The connection was lost; the task keeps reconnecting.
+    Disconnected { reason: String },
+    /// A message on one of the subscriptions. `retained` = delivered from the broker's retained store.
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+        retained: bool,
+    },
+}
+
+/// Setting up the client failed (before any network activity).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid TLS file path {path:?} in [mqtt]: {source}")]
+    TlsPath {
+        path: std::path::PathBuf,
+        source: paho::Error,
+    },
+    #[error("cannot create the MQTT client for {url}: {source}")]
+    Create { url: String, source: paho::Error },
+}
+
+/// Tuning of the task; [`Tuning::default`] is what the daemon uses.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Capacity of the FIFO of non-retained messages kept while offline.
+    pub offline_capacity: usize,
+    /// First retry delay after a failed connect; doubles up to `backoff_max` (±25 % jitter).
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Limit of one connect attempt.
+    pub connect_timeout: Duration,
+    /// After cancellation, how long to wait for the core loop's [`Outbox::close`] while connected.
+    pub close_grace: Duration,
+    /// After close: limit for sending what is queued, then for the DISCONNECT.
+    pub flush_timeout: Duration,
+    pub disconnect_timeout: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            offline_capacity: DEFAULT_CAPACITY,
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            close_grace: Duration::from_secs(2),
+            flush_timeout: Duration::from_millis(600),
+            disconnect_timeout: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Messages handed to paho but not yet acknowledged, at most (paho's own buffer holds 100).
+const WINDOW: usize = 32;
+/// Capacity of the channel to the core loop; incoming messages beyond it are dropped with a warning.
+const EVENT_CAPACITY: usize = 256;
+/// Capacity of paho's incoming event stream.
+const PAHO_STREAM_CAPACITY: usize = 4096;
+/// Wait before retrying when paho refuses a publish (its buffer is full).
+const PUBLISH_RETRY: Duration = Duration::from_millis(100);
+
+/// The URL for logs: `mqtt://host:port`, `mqtts://host:port` (never credentials).
+pub fn display_url(settings: &MqttSettings) -> String {
+    match &settings.url {
+        BrokerUrl::Embedded => format!(
+            "mqtt://{} (embedded)",
+            connect_addr(settings.embedded_listen)
+        ),
+        BrokerUrl::Remote { host, port, tls } => {
+            format!(
+                "{}://{}:{port}",
+                if *tls { "mqtts" } else { "mqtt" },
+                bracket(host)
+            )
+        }
+    }
+}
+
+/// The URI paho wants: `tcp://host:port` or `ssl://host:port`.
+pub fn paho_uri(settings: &MqttSettings) -> String {
+    match &settings.url {
+        BrokerUrl::Embedded => format!("tcp://{}", connect_addr(settings.embedded_listen)),
+        BrokerUrl::Remote { host, port, tls } => {
+            format!(
+                "{}://{}:{port}",
+                if *tls { "ssl" } else { "tcp" },
+                bracket(host)
+            )
+        }
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// Start the MQTT task (with [`Tuning::default`]). Must be called inside a tokio runtime.
+///
+/// `will_topic` gets `offline` (retained, QoS 1) from the broker if the process dies; on a graceful stop the core
+/// loop publishes `offline` itself and then calls [`Outbox::close`]. `subscriptions` are subscribed at
+/// `settings.qos` after every connect. The returned `JoinHandle` ends after `close` (flush + disconnect, bounded)
+/// or, when not connected, soon after `cancel`.
+pub fn spawn(
+    settings: MqttSettings,
+    will_topic: String,
+    subscriptions: Vec<String>,
+    cancel: CancellationToken,
+) -> Result<(Outbox, mpsc::Receiver<Event>, JoinHandle<()>), ClientError> {
+    spawn_with(
+        settings,
+        will_topic,
+        subscriptions,
+        cancel,
+        Tuning::default(),
+    )
+}
+
+/// [`spawn`] with explicit [`Tuning`].
+pub fn spawn_with(
+    settings: MqttSettings,
+    will_topic: String,
+    subscriptions: Vec<String>,
+    cancel: CancellationToken,
+    tuning: Tuning,
+) -> Result<(Outbox, mpsc::Receiver<Event>, JoinHandle<()>), ClientError> {
+    let url = display_url(&settings);
+    let create = paho::CreateOptionsBuilder::new_v3()
+        .server_uri(paho_uri(&settings))
+        .client_id(&settings.client_id)
+        .persistence(paho::PersistenceType::None)
+        .finalize();
+    let mut client = paho::AsyncClient::new(create).map_err(|source| ClientError::Create {
+        url: url.clone(),
+        source,
+    })?;
+    // The stream must exist before the first connect (a persistent session may deliver at once).
+    let stream = client.get_event_stream(PAHO_STREAM_CAPACITY);
+    let connect_opts = connect_options(&settings, &will_topic)?;
+    let outbox = Outbox::new(tuning.offline_capacity);
+    let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
+    let task = Task {
+        client,
+        stream,
+        connect_opts,
+        url,
+        qos: settings.qos,
+        subscriptions,
+        outbox: outbox.clone(),
+        events: events_tx,
+        cancel,
+        tuning,
+        inflight: VecDeque::new(),
+        dropped_in: 0,
+    };
+    let handle = tokio::spawn(task.run());
+    Ok((outbox, events_rx, handle))
+}
+
+/// Close the outbox and wait for the task to flush and disconnect, at most `limit` (then it is aborted).
+pub async fn shutdown(outbox: &Outbox, task: JoinHandle<()>, limit: Duration) {
+    outbox.close();
+    let abort = task.abort_handle();
+    if timeout(limit, task).await.is_err() {
+        log::warn!("MQTT task did not finish within {limit:?}; abandoning it");
+        abort.abort();
+    }
+}
+
+fn connect_options(
+    s: &MqttSettings,
+    will_topic: &str,
+) -> Result<paho::ConnectOptions, ClientError> {
+    let mut b = paho::ConnectOptionsBuilder::new_v3();
+    b.keep_alive_interval(s.keepalive)
+        .clean_session(false)
+        .connect_timeout(Duration::from_secs(10))
+        .will_message(paho::Message::new_retained(
+            will_topic,
+            "offline",
+            paho::QOS_1,
+        ));
+    if let Some(user) = &s.username {
+        b.user_name(user);
+    }
+    if let Some(password) = &s.password {
+        b.password(password.as_str());
+    }
+    if let BrokerUrl::Remote { tls: true, .. } = s.url {
+        let mut ssl = paho::SslOptionsBuilder::new();
+        let path_err = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| ClientError::TlsPath { path, source }
+        };
+        if let Some(ca) = &s.ca_file {
+            ssl.trust_store(ca).map_err(path_err(ca))?;
+        }
+        if let Some(cert) = &s.cert_file {
+            ssl.key_store(cert).map_err(path_err(cert))?;
+        }
+        if let Some(key) = &s.key_file {
+            ssl.private_key(key).map_err(path_err(key))?;
+        }
+        b.ssl_options(ssl.finalize());
+    }
+    Ok(b.finalize())
+}
+
+/// How the session loop ended.
+enum SessionEnd {
+    /// Connection lost: reconnect.
+    Lost,
+    /// Shut down (closed or cancelled): the task ends.
+    Stop,
+}
+
+struct Task {
+    client: paho::AsyncClient,
+    stream: paho::AsyncReceiver<paho::Event>,
+    connect_opts: paho::ConnectOptions,
+    url: String,
+    qos: i32,
+    subscriptions: Vec<String>,
+    outbox: Outbox,
+    events: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+    tuning: Tuning,
+    inflight: VecDeque<paho::DeliveryToken>,
+    /// Incoming messages dropped because the core loop's channel was full (since the last warning).
+    dropped_in: u64,
+}
+
+impl Task {
+    async fn run(mut self) {
+        loop {
+            if !self.connect().await {
+                break;
+            }
+            match self.session().await {
+                SessionEnd::Lost => continue,
+                SessionEnd::Stop => break,
+            }
+        }
+        self.outbox.shared.connected.store(false, Ordering::Relaxed);
+        let dropped = self.outbox.queue().take_dropped();
+        if dropped > 0 {
+            log::warn!(
+                "MQTT: {dropped} queued readings/alerts were never sent (broker unreachable)"
+            );
+        }
+        log::debug!("MQTT task ended");
+    }
+
+    fn stopping(&self) -> bool {
+        self.cancel.is_cancelled() || self.outbox.queue().is_closed()
+    }
+
+    /// Connect, retrying with exponential backoff; `false` when stopped before connecting.
+    async fn connect(&mut self) -> bool {
+        let mut delay = self.tuning.backoff_min;
+        let mut last_failure = String::new();
+        loop {
+            if self.stopping() {
+                return false;
+            }
+            let attempt = timeout(
+                self.tuning.connect_timeout,
+                self.client.connect(self.connect_opts.clone()),
+            );
+            let result = tokio::select! {
+                r = attempt => r,
+                _ = self.cancel.cancelled() => return false,
+            };
+            let failure = match result {
+                Ok(Ok(_)) => {
+                    self.on_connected();
+                    return true;
+                }
+                Ok(Err(e)) => describe_connect_error(&e),
+                Err(_) => format!("no answer within {:?}", self.tuning.connect_timeout),
+            };
+            // Log a failure once; repeats of the same failure only at debug level.
+            if failure != last_failure {
+                if failure.contains("refused") {
+                    log::error!("MQTT broker {} {failure}", self.url);
+                } else {
+                    log::warn!("MQTT: cannot connect to {}: {failure}; retrying", self.url);
+                }
+                last_failure = failure;
+            } else {
+                log::debug!("MQTT: still cannot connect to {}: {failure}", self.url);
+            }
+            let jittered = delay.mul_f64(rand::thread_rng().gen_range(0.75..1.25));
+            if !self.wait_or_stop(jittered).await {
+                return false;
+            }
+            delay = (delay * 2).min(self.tuning.backoff_max);
+        }
+    }
+
+    /// Sleep `d` unless stopped first; `false` when stopped.
+    async fn wait_or_stop(&self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        loop {
+            tokio::select! {
+                _ = sleep_until(until) => return !self.stopping(),
+                _ = self.cancel.cancelled() => return false,
+                // Publishes wake us too; only a close matters here.
+                _ = self.outbox.shared.notify.notified() => {
+                    if self.stopping() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_connected(&mut self) {
+        log::info!("MQTT connected to {}", self.url);
+        self.outbox.shared.connected.store(true, Ordering::Relaxed);
+        let dropped = {
+            let mut q = self.outbox.queue();
+            q.republish_retained();
+            q.take_dropped()
+        };
+        if dropped > 0 {
+            log::warn!(
+                "MQTT: {dropped} readings/alerts were dropped while the broker was unreachable \
+                 (the offline buffer keeps the latest {})",
+                self.tuning.offline_capacity
+            );
+        }
+        self.send_event(Event::Connected);
+    }
+
+    fn on_lost(&mut self, reason: String) {
+        log::warn!(
+            "MQTT connection to {} lost: {reason}; reconnecting",
+            self.url
+        );
+        self.outbox.shared.connected.store(false, Ordering::Relaxed);
+        // Paho keeps unacknowledged QoS>0 messages of the persistent session and resends them itself.
+        self.inflight.clear();
+        self.send_event(Event::Disconnected { reason });
+    }
+
+    fn send_event(&mut self, ev: Event) {
+        match self.events.try_send(ev) {
+            Ok(()) => {
+                if self.dropped_in > 0 {
+                    log::warn!(
+                        "MQTT: {} incoming messages were dropped (core loop busy)",
+                        self.dropped_in
+                    );
+                    self.dropped_in = 0;
+                }
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => self.dropped_in += 1,
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn subscribe(&self) -> Option<paho::Token> {
+        if self.subscriptions.is_empty() {
+            return None;
+        }
+        let qos = vec![self.qos; self.subscriptions.len()];
+        Some(self.client.subscribe_many(&self.subscriptions, &qos))
+    }
+
+    /// Connected: pump the outbox, forward incoming messages, watch for loss, cancellation and close.
+    async fn session(&mut self) -> SessionEnd {
+        let mut subscribing = self.subscribe();
+        let mut retry_at: Option<Instant> = None;
+        let mut grace_end: Option<Instant> = None;
+        loop {
+            if retry_at.map_or(true, |t| t <= Instant::now()) {
+                retry_at = self.pump();
+            }
+            if self.outbox.queue().is_closed() {
+                return self.finish().await;
+            }
+            if grace_end.is_some_and(|t| t <= Instant::now()) {
+                log::debug!("MQTT: outbox not closed after cancellation; finishing anyway");
+                return self.finish().await;
+            }
+            tokio::select! {
+                ev = self.stream.recv() => match ev {
+                    Ok(ev) => {
+                        if let Some(reason) = self.handle(ev) {
+                            self.on_lost(reason);
+                            return SessionEnd::Lost;
+                        }
+                    }
+                    Err(_) => {
+                        log::error!("MQTT client event stream ended unexpectedly");
+                        return SessionEnd::Stop;
+                    }
+                },
+                r = OptionFuture(subscribing.as_mut()) => {
+                    subscribing = None;
+                    if let Err(e) = r {
+                        log::warn!("MQTT: subscribing to {:?} failed: {e}", self.subscriptions);
+                    }
+                },
+                r = front(&mut self.inflight) => {
+                    self.inflight.pop_front();
+                    if let Err(e) = r {
+                        log::debug!("MQTT: publish not confirmed: {e}");
+                    }
+                },
+                _ = self.outbox.shared.notify.notified() => {},
+                _ = self.cancel.cancelled(), if grace_end.is_none() => {
+                    grace_end = Some(Instant::now() + self.tuning.close_grace);
+                },
+                _ = sleep_until(grace_end.unwrap_or_else(Instant::now)), if grace_end.is_some() => {},
+                _ = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {},
+            }
+        }
+    }
+
+    /// Hand queued messages to paho while the window allows. Returns when to retry if paho refused one.
+    fn pump(&mut self) -> Option<Instant> {
+        while self.inflight.len() < WINDOW {
+            let out = self.outbox.queue().pop()?;
+            let msg = paho::MessageBuilder::new()
+                .topic(out.topic.as_str())
+                .payload(out.payload.as_slice())
+                .qos(self.qos)
+                .retained(out.retain)
+                .finalize();
+            match self.client.try_publish(msg) {
+                Ok(token) => self.inflight.push_back(token),
+                Err(e) => {
+                    log::debug!("MQTT: publish to {} deferred: {e}", out.topic);
+                    self.outbox.queue().unpop(out);
+                    return Some(Instant::now() + PUBLISH_RETRY);
+                }
+            }
+        }
+        None
+    }
+
+    /// A paho event; `Some(reason)` when the connection is gone.
+    fn handle(&mut self, ev: paho::Event) -> Option<String> {
+        match ev {
+            paho::Event::Message(m) => {
+                self.send_event(Event::Message {
+                    topic: m.topic().to_string(),
+                    payload: m.payload().to_vec(),
+                    retained: m.retained(),
+                });
+                None
+            }
+            paho::Event::Connected => None,
+            paho::Event::ConnectionLost => Some("connection lost".to_string()),
+            paho::Event::Disconnected { reason_code, .. } => {
+                Some(format!("broker disconnected us ({reason_code})"))
+            }
+            paho::Event::Shutdown => Some("client shut down".to_string()),
+        }
+    }
+
+    /// Send what is queued (bounded by `flush_timeout`), then DISCONNECT (bounded), and end.
+    async fn finish(&mut self) -> SessionEnd {
+        let deadline = Instant::now() + self.tuning.flush_timeout;
+        let mut retry_at: Option<Instant> = None;
+        let mut flushed = true;
+        loop {
+            if retry_at.map_or(true, |t| t <= Instant::now()) {
+                retry_at = self.pump();
+            }
+            if self.inflight.is_empty() && self.outbox.queue().is_empty() {
+                break;
+            }
+            tokio::select! {
+                r = front(&mut self.inflight) => {
+                    self.inflight.pop_front();
+                    if let Err(e) = r {
+                        log::debug!("MQTT: final publish not confirmed: {e}");
+                    }
+                },
+                ev = self.stream.recv() => match ev {
+                    Ok(paho::Event::Message(_) | paho::Event::Connected) => {}
+                    _ => {
+                        log::warn!("MQTT connection to {} lost while sending the final state", self.url);
+                        return SessionEnd::Stop;
+                    }
+                },
+                _ = sleep_until(deadline) => {
+                    log::warn!(
+                        "MQTT: final messages not confirmed by {} within {:?}",
+                        self.url, self.tuning.flush_timeout
+                    );
+                    flushed = false;
+                    break;
+                },
+                _ = sleep_until(retry_at.unwrap_or(deadline)), if retry_at.is_some() => {},
+            }
+        }
+        // A broker that did not confirm the final messages will not confirm more: do not wait for them again.
+        let grace = if flushed {
+            self.tuning.disconnect_timeout
+        } else {
+            Duration::ZERO
+        };
+        let opts = paho::DisconnectOptionsBuilder::new()
+            .timeout(grace)
+            .finalize();
+        match timeout(self.tuning.disconnect_timeout, self.client.disconnect(opts)).await {
+            Ok(Ok(_)) => log::info!("MQTT disconnected from {}", self.url),
+            Ok(Err(e)) => log::warn!("MQTT: disconnecting from {} failed: {e}", self.url),
+            Err(_) => log::warn!("MQTT: disconnecting from {} timed out", self.url),
+        }
+        self.outbox.shared.connected.store(false, Ordering::Relaxed);
+        SessionEnd::Stop
+    }
+}
+
+/// Paho's display of a refused CONNACK is unhelpful; say what it means and what to check.
+fn describe_connect_error(e: &paho::Error) -> String {
+    use paho::ConnectReturnCode as Rc;
+    match e {
+        paho::Error::ConnectReturn(Rc::BadUserNameOrPassword) => {
+            "refused the connection: bad user name or password; check mqtt.username and the password \
+             (mqtt.password_file)"
+                .to_string()
+        }
+        paho::Error::ConnectReturn(Rc::NotAuthorized) => {
+            "refused the connection: not authorized; check mqtt.username, the password and the broker's ACL"
+                .to_string()
+        }
+        paho::Error::ConnectReturn(Rc::IdentifierRejected) => {
+            "refused the connection: client id rejected; check mqtt.client_id".to_string()
+        }
+        paho::Error::ConnectReturn(rc) => format!("refused the connection: {rc}"),
+        other => other.to_string(),
+    }
+}
+
+/// Resolves with the oldest in-flight token's result; pending for ever when there is none.
+fn front(inflight: &mut VecDeque<paho::DeliveryToken>) -> OptionFuture<'_, paho::DeliveryToken> {
+    OptionFuture(inflight.front_mut())
+}
+
+/// A future over an optional borrowed future: pending for ever when `None`.
+struct OptionFuture<'a, F>(Option<&'a mut F>);
+
+impl<F: Future + Unpin> Future for OptionFuture<'_, F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        match self.0.as_mut() {
+            Some(f) => Pin::new(&mut **f).poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn settings(url: BrokerUrl) -> MqttSettings {
+        MqttSettings {
+            url,
+            embedded_listen: "0.0.0.0:1883".parse::<SocketAddr>().unwrap(),
+            client_id: "greenhoused-test".into(),
+            topic_prefix: "p".into(),
+            username: Some("u".into()),
+            password_file: None,
+            password: Some("hunter2".into()),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            keepalive: Duration::from_secs(30),
+            qos: 1,
+        }
+    }
+
+    #[test]
+    fn urls_map_to_paho_schemes_without_secrets() {
+        let s = settings(BrokerUrl::Remote {
+            host: "broker.lan".into(),
+            port: 1883,
+            tls: false,
+        });
+        assert_eq!(paho_uri(&s), "tcp://broker.lan:1883");
+        assert_eq!(display_url(&s), "mqtt://broker.lan:1883");
+        let s = settings(BrokerUrl::Remote {
+            host: "::1".into(),
+            port: 8883,
+            tls: true,
+        });
+        assert_eq!(paho_uri(&s), "ssl://[::1]:8883");
+        assert_eq!(display_url(&s), "mqtts://[::1]:8883");
+        let s = settings(BrokerUrl::Embedded);
+        assert_eq!(paho_uri(&s), "tcp://127.0.0.1:1883");
+        assert!(!display_url(&s).contains("hunter2"));
+    }
+
+    #[test]
+    fn refused_connack_is_explained() {
+        let e = paho::Error::ConnectReturn(paho::ConnectReturnCode::BadUserNameOrPassword);
+        let msg = describe_connect_error(&e);
+        assert!(msg.contains("refused"), "{msg}");
+        assert!(msg.contains("mqtt.username"), "{msg}");
+    }
+}

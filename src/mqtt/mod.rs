@@ -1,7 +1,11 @@
-//! MQTT: the contract's topic names ([`topics`]), the command parser ([`command`]), the paho client task
-//! ([`client`]) and the embedded broker ([`broker`]).
+//! MQTT: the contract's topic names ([`topics`]), the command parser ([`command`]), the outbox the core loop
+//! publishes into ([`outbox`]), the paho client task ([`client`]) and the embedded broker ([`broker`]).
 
 pub mod broker;
 pub mod client;
 pub mod command;
+pub mod outbox;
 pub mod topics;
+
+pub use client::{spawn, Event};
+pub use outbox::Outbox;

@@ -1,0 +1,429 @@
+//! The paho client task against a real mosquitto (and a TCP proxy to cut or freeze the path to it).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{settings, wait_event, Mosquitto, Observer, Proxy};
+use greenhoused::mqtt::client::{self, spawn_with, Tuning};
+use greenhoused::mqtt::topics::Topics;
+use greenhoused::mqtt::Event;
+use tokio_util::sync::CancellationToken;
+
+const T: Duration = Duration::from_secs(10);
+
+fn fast() -> Tuning {
+    Tuning {
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(800),
+        ..Tuning::default()
+    }
+}
+
+fn is_connected(e: &Event) -> bool {
+    matches!(e, Event::Connected)
+}
+
+fn is_disconnected(e: &Event) -> bool {
+    matches!(e, Event::Disconnected { .. })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connects_publishes_and_stops_gracefully() {
+    let Some(broker) = Mosquitto::start() else {
+        return;
+    };
+    let p = common::prefix("basic");
+    let t = Topics::new(&p);
+    let mut obs = Observer::connect(broker.port(), &p).await;
+    let cancel = CancellationToken::new();
+    let (outbox, mut events, task) = spawn_with(
+        settings(broker.port(), &p),
+        t.status.clone(),
+        vec![],
+        cancel.clone(),
+        fast(),
+    )
+    .expect("spawn client");
+    outbox.publish(&t.status, "online", true);
+    outbox.publish(&t.luminosity, "412.5", false);
+    assert!(wait_event(&mut events, is_connected, T).await.is_some());
+    assert!(outbox.is_connected());
+    let m = obs
+        .wait_payload(&t.status, "online", T)
+        .await
+        .expect("status online");
+    assert!(!m.retained, "live delivery to an existing subscriber");
+    obs.wait_payload(&t.luminosity, "412.5", T)
+        .await
+        .expect("reading");
+
+    // Graceful stop: the core publishes its final state, closes the outbox; the task flushes and disconnects.
+    cancel.cancel();
+    outbox.publish(&t.light, "off", true);
+    outbox.publish(&t.status, "offline", true);
+    let start = Instant::now();
+    client::shutdown(&outbox, task, Duration::from_secs(3)).await;
+    assert!(
+        start.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        start.elapsed()
+    );
+    obs.wait_payload(&t.light, "off", T)
+        .await
+        .expect("final light");
+    obs.wait_payload(&t.status, "offline", T)
+        .await
+        .expect("final status");
+    // The retained store holds the final values for a newcomer.
+    let mut late = Observer::connect(broker.port(), &p).await;
+    let m = late
+        .wait_payload(&t.status, "offline", T)
+        .await
+        .expect("retained offline");
+    assert!(m.retained);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retained_state_republished_after_broker_restart() {
+    let Some(mut broker) = Mosquitto::start() else {
+        return;
+    };
+    let p = common::prefix("restart");
+    let t = Topics::new(&p);
+    let cancel = CancellationToken::new();
+    let (outbox, mut events, task) = spawn_with(
+        settings(broker.port(), &p),
+        t.status.clone(),
+        vec![],
+        cancel.clone(),
+        fast(),
+    )
+    .expect("spawn client");
+    outbox.publish(&t.status, "online", true);
+    outbox.publish(&t.light, "on", true);
+    outbox.publish(&t.mode, "manual", true);
+    outbox.publish(&t.light, "off", true); // only the latest value counts
+    assert!(wait_event(&mut events, is_connected, T).await.is_some());
+    let mut obs = Observer::connect(broker.port(), &p).await;
+    obs.wait_payload(&t.light, "off", T)
+        .await
+        .expect("light before restart");
+
+    // mosquitto runs without persistence: after the restart it knows nothing; the client republishes.
+    broker.kill();
+    assert!(wait_event(&mut events, is_disconnected, T).await.is_some());
+    assert!(!outbox.is_connected());
+    broker.restart();
+    assert!(wait_event(&mut events, is_connected, T).await.is_some());
+    let mut late = Observer::connect(broker.port(), &p).await;
+    for (topic, payload) in [
+        (&t.status, "online"),
+        (&t.light, "off"),
+        (&t.mode, "manual"),
+    ] {
+        let m = late.wait_seen(topic, payload, T).await;
+        assert!(
+            m.is_some_and(|m| m.retained),
+            "{topic} = {payload} not republished: {:?}",
+            late.seen
+        );
+    }
+    assert_eq!(
+        late.payloads(&t.light),
+        vec!["off"],
+        "only the latest light value"
+    );
+    cancel.cancel();
+    client::shutdown(&outbox, task, Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_absent_at_start_then_appearing() {
+    // Something that accepts and hangs up stands in for the port before the broker exists: it lets the test
+    // see the client's attempts (and their spacing) instead of sleeping.
+    let port = common::free_port();
+    let p = common::prefix("absent");
+    let t = Topics::new(&p);
+    let fake = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    let cancel = CancellationToken::new();
+    let (outbox, mut events, task) = spawn_with(
+        settings(port, &p),
+        t.status.clone(),
+        vec![],
+        cancel.clone(),
+        fast(),
+    )
+    .expect("spawn client");
+    outbox.publish(&t.status, "online", true);
+    let first = Instant::now();
+    let attempts = tokio::task::spawn_blocking(move || {
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let (s, _) = fake.accept().expect("accept");
+            times.push(Instant::now());
+            drop(s);
+        }
+        times
+    })
+    .await
+    .expect("join");
+    // Backoff: 100 ms then 200 ms (±25 %): the 3rd attempt comes at least ~225 ms after the 1st.
+    let spread = attempts[2] - attempts[0];
+    assert!(
+        spread >= Duration::from_millis(200),
+        "attempts too close: {spread:?}"
+    );
+    assert!(!outbox.is_connected());
+    assert!(!task.is_finished(), "the task must keep trying");
+
+    let Some(broker) = Mosquitto::start_on(port) else {
+        return;
+    };
+    assert!(wait_event(&mut events, is_connected, T).await.is_some());
+    assert!(first.elapsed() < T);
+    let mut obs = Observer::connect(broker.port(), &p).await;
+    let m = obs
+        .wait_payload(&t.status, "online", T)
+        .await
+        .expect("online");
+    assert!(m.retained);
+    cancel.cancel();
+    client::shutdown(&outbox, task, Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_buffer_is_bounded_and_flushed_in_order() {
+    let Some(broker) = Mosquitto::start() else {
+        return;
+    };
+    let mut proxy = Proxy::start(broker.port()).await;
+    let p = common::prefix("buffer");
+    let t = Topics::new(&p);
+    let mut obs = Observer::connect(broker.port(), &p).await;
+    let cancel = CancellationToken::new();
+    let tuning = Tuning {
+        offline_capacity: 5,
+        ..fast()
+    };
+    let (outbox, mut events, task) = spawn_with(
+        settings(proxy.port(), &p),
+        t.status.clone(),
+        vec![],
+        cancel.clone(),
+        tuning,
+    )
+    .expect("spawn client");
+    outbox.publish(&t.status, "online", true);
+    assert!(wait_event(&mut events, is_connected, T).await.is_some());
+    obs.wait_payload(&t.status, "online", T)
+        .await
+        .expect("online");
+
+    proxy.cut();
+    assert!(wait_event(&mut events, is_disconnected, T).await.is_some());
+    // The broker saw the connection die: the last will says offline.
+    obs.wait_payload(&t.status, "offline", T)
+        .await
+        .expect("last will");
+    for i in 0..8 {
+        outbox.publish(&t.luminosity, i.to_string(), false);
+    }
+    outbox.publish(&t.light, "on", true);
+    proxy.restore().await;
+    assert!(wait_event(&mut events, is_connected, T).await.is_some());
+    obs.wait_payload(&t.luminosity, "7", T)
+        .await
+        .expect("last reading");
+    assert_eq!(obs.payloads(&t.luminosity), vec!["3", "4", "5", "6", "7"]);
+    assert_eq!(obs.payloads(&t.status), vec!["online", "offline", "online"]);
+    assert_eq!(obs.payloads(&t.light), vec!["on"]);
+    cancel.cancel();
+    client::shutdown(&outbox, task, Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incoming_messages_are_delivered_with_retained_flag() {
+    let Some(mut broker) = Mosquitto::start() else {
+        return;
+    };
+    let p = common::prefix("incoming");
+    let t = Topics::new(&p);
+    let obs = Observer::connect(broker.port(), &p).await;
+    // A retained command left on the broker before the daemon starts.
+    obs.publish(&t.light_set, "on", true).await;
+    let cancel = CancellationToken::new();
+    let (outbox, mut events, task) = spawn_with(
+        settings(broker.port(), &p),
+        t.status.clone(),
+        vec![t.light_set.clone()],
+        cancel.clone(),
+        fast(),
+    )
+    .expect("spawn client");
+    let is_msg = |payload: &'static str| {
+        let topic = t.light_set.clone();
+        move |e: &Event| matches!(e, Event::Message { topic: tp, payload: pl, .. } if *tp == topic && pl == payload.as_bytes())
+    };
+    let ev = wait_event(&mut events, is_msg("on"), T)
+        .await
+        .expect("retained command");
+    assert!(
+        matches!(ev, Event::Message { retained: true, .. }),
+        "{ev:?}"
+    );
+    obs.publish(&t.light_set, "", true).await; // clear it
+    obs.publish(&t.light_set, "toggle", false).await;
+    let ev = wait_event(&mut events, is_msg("toggle"), T)
+        .await
+        .expect("live command");
+    assert!(
+        matches!(
+            ev,
+            Event::Message {
+                retained: false,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+
+    // Subscriptions survive a broker restart (resubscribed after reconnect).
+    broker.kill();
+    assert!(wait_event(&mut events, is_disconnected, T).await.is_some());
+    broker.restart();
+    assert!(wait_event(&mut events, is_connected, T).await.is_some());
+    let obs = Observer::connect(broker.port(), &p).await;
+    // The resubscription races the observer's publish: retry a few times until the client sees one.
+    let mut got = None;
+    for _ in 0..20 {
+        obs.publish(&t.light_set, "auto", false).await;
+        got = wait_event(&mut events, is_msg("auto"), Duration::from_millis(500)).await;
+        if got.is_some() {
+            break;
+        }
+    }
+    assert!(
+        got.is_some(),
+        "no command received after the broker restart"
+    );
+    cancel.cancel();
+    client::shutdown(&outbox, task, Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_credentials_back_off_and_keep_running() {
+    let Some(broker) = Mosquitto::start_with_password("greenhouse", "right") else {
+        return;
+    };
+    let proxy = Proxy::start(broker.port()).await;
+    let p = common::prefix("auth");
+    let t = Topics::new(&p);
+    let mut s = settings(proxy.port(), &p);
+    s.username = Some("greenhouse".into());
+    s.password = Some("wrong".into());
+    let cancel = CancellationToken::new();
+    let (outbox, mut events, task) =
+        spawn_with(s.clone(), t.status.clone(), vec![], cancel.clone(), fast())
+            .expect("spawn client");
+    outbox.publish(&t.status, "online", true);
+    // Wait for 4 attempts: 100 + 200 + 400 ms of backoff (±25 %) must separate them — no busy loop.
+    let start = Instant::now();
+    while proxy.accepts() < 4 {
+        assert!(
+            start.elapsed() < T,
+            "client stopped retrying after {} attempts",
+            proxy.accepts()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let spread = start.elapsed();
+    assert!(
+        spread >= Duration::from_millis(500),
+        "4 attempts within {spread:?}: busy loop"
+    );
+    assert!(!task.is_finished());
+    assert!(!outbox.is_connected());
+    assert!(
+        events.try_recv().is_err(),
+        "no Connected event with bad credentials"
+    );
+    // Stopping while disconnected is immediate.
+    cancel.cancel();
+    let stop = Instant::now();
+    client::shutdown(&outbox, task, Duration::from_secs(3)).await;
+    assert!(
+        stop.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        stop.elapsed()
+    );
+
+    // The right password connects.
+    s.password = Some("right".into());
+    let cancel = CancellationToken::new();
+    let (outbox, mut events, task) =
+        spawn_with(s, t.status.clone(), vec![], cancel.clone(), fast()).expect("spawn client");
+    assert!(wait_event(&mut events, is_connected, T).await.is_some());
+    cancel.cancel();
+    client::shutdown(&outbox, task, Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_is_bounded_when_the_broker_hangs() {
+    let Some(broker) = Mosquitto::start() else {
+        return;
+    };
+    let proxy = Proxy::start(broker.port()).await;
+    let p = common::prefix("hang");
+    let t = Topics::new(&p);
+    let cancel = CancellationToken::new();
+    let (outbox, mut events, task) = spawn_with(
+        settings(proxy.port(), &p),
+        t.status.clone(),
+        vec![],
+        cancel.clone(),
+        fast(),
+    )
+    .expect("spawn client");
+    outbox.publish(&t.status, "online", true);
+    assert!(wait_event(&mut events, is_connected, T).await.is_some());
+    proxy.freeze();
+    cancel.cancel();
+    outbox.publish(&t.light, "off", true);
+    outbox.publish(&t.status, "offline", true);
+    let start = Instant::now();
+    client::shutdown(&outbox, task, Duration::from_secs(5)).await;
+    let took = start.elapsed();
+    // Measured ~0.95 s (600 ms flush limit + 250 ms disconnect limit + client teardown); margin for loaded CI.
+    assert!(took < Duration::from_millis(1500), "shutdown took {took:?}");
+    eprintln!("shutdown with a hung broker took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_without_close_still_ends_the_task() {
+    let Some(broker) = Mosquitto::start() else {
+        return;
+    };
+    let p = common::prefix("cancel");
+    let t = Topics::new(&p);
+    let cancel = CancellationToken::new();
+    let tuning = Tuning {
+        close_grace: Duration::from_millis(200),
+        ..fast()
+    };
+    let (outbox, mut events, task) = spawn_with(
+        settings(broker.port(), &p),
+        t.status.clone(),
+        vec![],
+        cancel.clone(),
+        tuning,
+    )
+    .expect("spawn client");
+    assert!(wait_event(&mut events, is_connected, T).await.is_some());
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("task ended after the close grace")
+        .expect("task did not panic");
+    drop(outbox);
+}
