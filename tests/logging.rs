@@ -1,0 +1,246 @@
+//! The logging backend end to end: the real `init` in a child process (journal detection through
+//! `JOURNAL_STREAM`), syslog to a fake `/dev/log`, and the stderr fallback when the socket is missing.
+
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use greenhoused::cli::LogTarget;
+use greenhoused::logging::{self, Levels, Options};
+use log::{Level, Log, Record};
+
+const CHILD_ENV: &str = "GREENHOUSED_LOGGING_CHILD";
+
+/// Child side of [`run_child`]: installs the real logger and logs one record per severity. No-op otherwise.
+#[test]
+fn child_entry() {
+    let Ok(target) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let target = match target.as_str() {
+        "auto" => LogTarget::Auto,
+        "journald" => LogTarget::Journald,
+        "stderr" => LogTarget::Stderr,
+        other => panic!("unknown target {other}"),
+    };
+    logging::init(target, 0, false).unwrap();
+    log::error!("an error");
+    log::warn!("a warning");
+    greenhoused::notice!("a notice");
+    log::info!("an info");
+    log::debug!("a debug line");
+}
+
+/// Runs [`child_entry`] with stderr going to a file; `journal_stream` maps that file's identity to the value of
+/// `JOURNAL_STREAM` (None: unset). Returns what the child wrote on stderr.
+fn run_child(target: &str, journal_stream: impl Fn(u64, u64) -> Option<String>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stderr");
+    let file = std::fs::File::create(&path).unwrap();
+    let meta = file.metadata().unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, target)
+        .env_remove("JOURNAL_STREAM")
+        .stdout(Stdio::null())
+        .stderr(file);
+    if let Some(value) = journal_stream(meta.dev(), meta.ino()) {
+        cmd.env("JOURNAL_STREAM", value);
+    }
+    let status = cmd.status().unwrap();
+    assert!(status.success(), "child failed: {status}");
+    std::fs::read_to_string(&path).unwrap()
+}
+
+#[test]
+fn auto_under_journal_writes_priority_prefixes_without_timestamps() {
+    let out = run_child("auto", |dev, ino| Some(format!("{dev}:{ino}")));
+    assert_eq!(out, "<3>an error\n<4>a warning\n<5>a notice\n<6>an info\n");
+}
+
+#[test]
+fn auto_with_foreign_journal_stream_writes_human_lines() {
+    // JOURNAL_STREAM inherited from a parent whose stderr was the journal, but ours is a file: human format.
+    let out = run_child("auto", |dev, ino| Some(format!("{dev}:{}", ino + 1)));
+    assert_human(&out);
+}
+
+#[test]
+fn auto_without_journal_writes_human_lines() {
+    assert_human(&run_child("auto", |_, _| None));
+}
+
+#[test]
+fn forced_targets_ignore_detection() {
+    assert_eq!(run_child("journald", |_, _| None).lines().count(), 4);
+    assert!(run_child("journald", |_, _| None).starts_with("<3>an error\n"));
+    assert_human(&run_child("stderr", |dev, ino| {
+        Some(format!("{dev}:{ino}"))
+    }));
+}
+
+fn assert_human(out: &str) {
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    for (line, (label, msg)) in lines.iter().zip([
+        ("ERROR", "an error"),
+        ("WARN", "a warning"),
+        ("NOTICE", "a notice"),
+        ("INFO", "an info"),
+    ]) {
+        // "YYYY-MM-DD HH:MM:SS.mmm LABEL  message"
+        let (date, rest) = line.split_at(23);
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(date, "%Y-%m-%d %H:%M:%S%.3f").is_ok(),
+            "{line}"
+        );
+        let rest: Vec<&str> = rest.split_whitespace().collect();
+        assert_eq!(rest.first(), Some(&label), "{line}");
+        assert_eq!(rest[1..].join(" "), msg, "{line}");
+    }
+}
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buf {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+fn syslog_options(socket: &Path, stderr_is_journal: bool) -> Options {
+    Options {
+        target: LogTarget::Syslog,
+        levels: Levels::from_flags(0, false),
+        stderr_is_journal,
+        syslog_socket: socket.to_path_buf(),
+    }
+}
+
+fn emit(logger: &dyn Log, level: Level, target: &str, msg: &str) {
+    logger.log(
+        &Record::builder()
+            .level(level)
+            .target(target)
+            .args(format_args!("{msg}"))
+            .build(),
+    );
+}
+
+fn fake_dev_log(path: &Path) -> UnixDatagram {
+    let sock = UnixDatagram::bind(path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sock
+}
+
+fn recv(sock: &UnixDatagram) -> String {
+    let mut buf = [0u8; 2048];
+    let n = sock.recv(&mut buf).expect("syslog datagram within 5 s");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn syslog_sends_daemon_facility_with_ident_and_severity() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let sock = fake_dev_log(&path);
+    let stderr = Buf::default();
+    let logger = logging::build(&syslog_options(&path, false), Box::new(stderr.clone()));
+
+    emit(
+        &logger,
+        Level::Warn,
+        "greenhoused::monitor",
+        "alert raised: rule_mismatch",
+    );
+    emit(
+        &logger,
+        Level::Info,
+        logging::NOTICE_TARGET,
+        "alert cleared: rule_mismatch",
+    );
+    emit(
+        &logger,
+        Level::Debug,
+        "greenhoused::monitor",
+        "filtered out",
+    );
+    emit(&logger, Level::Error, "greenhoused", "last");
+
+    let ident = format!("greenhoused[{}]: ", std::process::id());
+    // daemon = 3 << 3; warning 4, notice 5, error 3.
+    for (prio, msg) in [
+        (28, "alert raised: rule_mismatch"),
+        (29, "alert cleared: rule_mismatch"),
+        (27, "last"),
+    ] {
+        let got = recv(&sock);
+        assert!(got.starts_with(&format!("<{prio}>")), "{got}");
+        assert!(got.ends_with(&format!("{ident}{msg}")), "{got}");
+    }
+    assert_eq!(stderr.text(), "", "nothing on stderr while syslog works");
+}
+
+#[test]
+fn syslog_missing_socket_falls_back_to_stderr_with_one_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("no-such-log");
+    let stderr = Buf::default();
+    let logger = logging::build(&syslog_options(&path, true), Box::new(stderr.clone()));
+    emit(&logger, Level::Warn, "greenhoused", "first");
+    emit(&logger, Level::Info, "greenhoused", "second");
+
+    let text = stderr.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("<4>syslog socket "), "{text}");
+    assert!(lines[0].contains(&path.display().to_string()), "{text}");
+    assert_eq!(lines[0].matches("unavailable").count(), 1);
+    assert_eq!(&lines[1..], ["<4>first", "<6>second"]);
+}
+
+#[test]
+fn syslog_reconnects_after_the_daemon_recreates_its_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let first = fake_dev_log(&path);
+    let stderr = Buf::default();
+    let logger = logging::build(&syslog_options(&path, false), Box::new(stderr.clone()));
+    emit(&logger, Level::Warn, "greenhoused", "before");
+    assert!(recv(&first).ends_with("before"));
+
+    drop(first);
+    std::fs::remove_file(&path).unwrap();
+    let second = fake_dev_log(&path);
+    emit(&logger, Level::Warn, "greenhoused", "after");
+    assert!(recv(&second).ends_with("after"));
+    assert_eq!(stderr.text(), "");
+}
+
+#[test]
+fn syslog_gone_for_good_writes_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let sock = fake_dev_log(&path);
+    let stderr = Buf::default();
+    let logger = logging::build(&syslog_options(&path, true), Box::new(stderr.clone()));
+    drop(sock);
+    std::fs::remove_file(&path).unwrap();
+    emit(&logger, Level::Error, "greenhoused", "still reported");
+    assert_eq!(stderr.text(), "<3>still reported\n");
+}
