@@ -24,6 +24,7 @@ pub mod hw;
 pub mod logging;
 pub mod monitor;
 pub mod mqtt;
+pub mod persist;
 pub mod systemd;
 
 /// Process exit codes of the contract.

@@ -187,10 +187,11 @@ impl Levels {
             (false, 1) => LevelFilter::Debug,
             (false, _) => LevelFilter::Trace,
         };
+        // Other crates speak only when they warn (rumqttd and paho are chatty at info), or everything at -vv.
         let deps = if own == LevelFilter::Trace {
             own
         } else {
-            own.min(LevelFilter::Info)
+            own.min(LevelFilter::Warn)
         };
         Self { own, deps }
     }
@@ -204,6 +205,10 @@ impl Levels {
         let own = target == NOTICE_TARGET
             || target == env!("CARGO_CRATE_NAME")
             || target.starts_with(concat!(env!("CARGO_CRATE_NAME"), "::"));
+        if !own && target.starts_with("rumqttd") && self.deps < LevelFilter::Trace {
+            // The embedded broker logs its tracing spans (every packet) at error level: noise, not problems.
+            return false;
+        }
         metadata.level() <= if own { self.own } else { self.deps }
     }
 }
@@ -475,14 +480,14 @@ mod tests {
             Levels::from_flags(0, false),
             Levels {
                 own: LevelFilter::Info,
-                deps: LevelFilter::Info
+                deps: LevelFilter::Warn
             }
         );
         assert_eq!(
             Levels::from_flags(1, false),
             Levels {
                 own: LevelFilter::Debug,
-                deps: LevelFilter::Info
+                deps: LevelFilter::Warn
             }
         );
         assert_eq!(

@@ -1,0 +1,146 @@
+//! The daemon as a separate process: a config file in a temp dir, stderr captured to a file, signals by name.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `greenhoused --mock-hardware`, killed on drop.
+pub struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub config: PathBuf,
+    log: PathBuf,
+}
+
+/// A config for a test: window always open, short dwell and settle times, steady simulated light.
+/// `mqtt` is the `[mqtt]` section body; `extra` is appended (more sections).
+pub fn test_config(mqtt: &str, extra: &str) -> String {
+    format!(
+        "[device]\nid = \"test\"\n\n[mqtt]\n{mqtt}\n\n{extra}\n",
+        mqtt = mqtt,
+        extra = extra
+    )
+}
+
+/// `[mqtt]` body for a mosquitto on `port` with topic prefix `prefix`.
+pub fn mqtt_section(port: u16, prefix: &str) -> String {
+    format!(
+        "url = \"mqtt://127.0.0.1:{port}\"\ntopic_prefix = \"{prefix}\"\nkeepalive_s = 5\nclient_id = \"gh-{}\"",
+        prefix.replace('/', "-")
+    )
+}
+
+/// The usual sections of the tests; every value can be overridden by giving the section again... TOML forbids
+/// duplicate tables, so tests compose their own from these pieces.
+pub const FAST_SENSOR: &str = "[sensor]\ninterval_s = 0.75\nstale_after_s = 3\n";
+
+impl Daemon {
+    /// Start the daemon with `config` (TOML text) on mock hardware.
+    pub fn start(config: &str) -> Daemon {
+        Self::start_with_env(config, &[])
+    }
+
+    /// Start with extra environment variables (e.g. `STATE_DIRECTORY`).
+    pub fn start_with_env(config: &str, env: &[(&str, &Path)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("greenhoused.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        Self::spawn(dir, config_path, env)
+    }
+
+    fn spawn(dir: tempfile::TempDir, config: PathBuf, env: &[(&str, &Path)]) -> Daemon {
+        let log = dir.path().join("stderr.log");
+        let log_file = std::fs::File::create(&log).expect("create log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_greenhoused"));
+        cmd.arg("--mock-hardware")
+            .arg("-c")
+            .arg(&config)
+            .arg("--log-target")
+            .arg("stderr")
+            .arg("-v")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env("STATE_DIRECTORY", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn greenhoused");
+        Daemon { child, dir, config, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Send a signal by name (`TERM`, `HUP`, `KILL`, `STOP`, `CONT`).
+    pub fn signal(&self, name: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{name} failed");
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Wait for the process to exit (bounded); `None` if it is still running after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `needle` (bounded); returns whether it appeared.
+    pub async fn wait_log(&self, needle: &str, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Replace the configuration file (for SIGHUP tests).
+    pub fn rewrite_config(&self, text: &str) {
+        std::fs::write(&self.config, text).expect("rewrite config");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- greenhoused log ----\n{}", self.log());
+        }
+    }
+}
