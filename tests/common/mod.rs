@@ -2,6 +2,8 @@
 //! or freeze the path to the broker, an MQTT observer client, and settings builders.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
