@@ -22,13 +22,16 @@ use crate::hw::mock::{Clock, World};
 use crate::hw::{LuxSensor, Measurement, Relay, SensorError};
 use crate::monitor::{Alert, AlertEvent, Facts, Monitor, SensorFact};
 use crate::mqtt::client::{self, Event};
-use crate::mqtt::outbox::Outbox;
 use crate::mqtt::command::parse_light_set;
+use crate::mqtt::outbox::Outbox;
 use crate::mqtt::topics::Topics;
 use crate::{persist, systemd};
 
 /// How long a stop may wait for the final messages to reach the broker (the stop must finish within 2 s).
 const MQTT_SHUTDOWN_LIMIT: Duration = Duration::from_millis(1500);
+
+/// Longest pause between probes of a failing sensor.
+const SENSOR_BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// Opens (and after a failure re-opens) the lux sensor; called from the sensor thread.
 pub type SensorFactory = Box<dyn FnMut() -> Result<Box<dyn LuxSensor>, SensorError> + Send>;
@@ -66,7 +69,10 @@ pub fn initial_relay_state(settings: &Settings, state_file: &std::path::Path) ->
         OnStart::Restore => match persist::load(state_file) {
             Ok(Some(on)) => on,
             Ok(None) => {
-                info!("relay.on_start = restore: no saved state in {} yet, starting off", state_file.display());
+                info!(
+                    "relay.on_start = restore: no saved state in {} yet, starting off",
+                    state_file.display()
+                );
                 false
             }
             Err(e) => {
@@ -100,12 +106,18 @@ pub fn run(settings: Settings, config_path: Option<PathBuf>, hw: Hardware) -> Re
     runtime.block_on(run_async(settings, config_path, hw))
 }
 
-async fn run_async(settings: Settings, config_path: Option<PathBuf>, hw: Hardware) -> Result<(), AppError> {
+async fn run_async(
+    settings: Settings,
+    config_path: Option<PathBuf>,
+    hw: Hardware,
+) -> Result<(), AppError> {
     let cancel = CancellationToken::new();
     let topics = Topics::new(&settings.mqtt.topic_prefix);
 
     let _broker = match settings.mqtt.url {
-        config::BrokerUrl::Embedded => Some(crate::mqtt::broker::start_embedded(settings.mqtt.embedded_listen)?),
+        config::BrokerUrl::Embedded => Some(crate::mqtt::broker::start_embedded(
+            settings.mqtt.embedded_listen,
+        )?),
         config::BrokerUrl::Remote { .. } => None,
     };
 
@@ -116,8 +128,12 @@ async fn run_async(settings: Settings, config_path: Option<PathBuf>, hw: Hardwar
     if settings.sensor.source == SensorSource::Mqtt {
         subscriptions.push(settings.sensor.topic.clone());
     }
-    let (outbox, mut mqtt_events, mqtt_task) =
-        client::spawn(settings.mqtt.clone(), topics.status.clone(), subscriptions, cancel.child_token())?;
+    let (outbox, mut mqtt_events, mqtt_task) = client::spawn(
+        settings.mqtt.clone(),
+        topics.status.clone(),
+        subscriptions,
+        cancel.child_token(),
+    )?;
 
     let signals = signal_hook_tokio::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -130,10 +146,24 @@ async fn run_async(settings: Settings, config_path: Option<PathBuf>, hw: Hardwar
 
     let (sensor_tx, mut sensor_rx) = mpsc::channel::<SensorEvent>(4);
     let sensor_thread = hw.sensor.map(|factory| {
-        spawn_sensor_thread(factory, hw.clock.clone(), settings.sensor.interval, sensor_tx, cancel.clone())
+        spawn_sensor_thread(
+            factory,
+            hw.clock.clone(),
+            settings.sensor.interval,
+            sensor_tx,
+            cancel.clone(),
+        )
     });
 
-    let mut core = Core::new(settings, config_path, hw.relay, hw.clock, hw.mock, topics, outbox.clone());
+    let mut core = Core::new(
+        settings,
+        config_path,
+        hw.relay,
+        hw.clock,
+        hw.mock,
+        topics,
+        outbox.clone(),
+    );
     core.start();
 
     let mut watchdog = systemd::Watchdog::from_env();
@@ -199,16 +229,21 @@ fn spawn_sensor_thread(
                         r
                     }),
                 };
-                failures = if result.is_ok() { 0 } else { failures.saturating_add(1) };
+                failures = if result.is_ok() {
+                    0
+                } else {
+                    failures.saturating_add(1)
+                };
                 if tx.blocking_send(SensorEvent { result, at }).is_err() {
                     break;
                 }
-                // Backoff while failing: interval × 2^(failures-1), capped at 30 s (and never below the interval).
+                // Backoff while failing: interval × 2^(failures-1), capped at 5 s (never below the interval): a
+                // probe costs one I2C transaction, and a re-plugged sensor is back within seconds.
                 let wait = if failures == 0 {
                     interval
                 } else {
                     let factor = 1u32 << (failures - 1).min(5);
-                    (interval * factor).min(Duration::from_secs(30)).max(interval)
+                    (interval * factor).min(SENSOR_BACKOFF_CAP).max(interval)
                 };
                 next += wait;
                 let now = Instant::now();
@@ -350,13 +385,22 @@ impl Core {
         let stale_after = self.settings.sensor.stale_after;
         let sensor = match self.last_reading {
             Some(r) if now.saturating_duration_since(r.at) < stale_after => {
-                Some(SensorInput::Reading { lux: r.lux, at: r.at })
+                Some(SensorInput::Reading {
+                    lux: r.lux,
+                    at: r.at,
+                })
             }
             Some(_) => Some(SensorInput::Stale),
-            None if now.saturating_duration_since(self.started) >= stale_after => Some(SensorInput::Stale),
+            None if now.saturating_duration_since(self.started) >= stale_after => {
+                Some(SensorInput::Stale)
+            }
             None => None,
         };
-        Inputs { now, local_minute: local_minute(self.clock.as_ref()), sensor }
+        Inputs {
+            now,
+            local_minute: local_minute(self.clock.as_ref()),
+            sensor,
+        }
     }
 
     fn stale(&self, now: Instant) -> bool {
@@ -385,7 +429,11 @@ impl Core {
         match ev.result {
             Ok(Measurement::Lux { lux, raw }) => {
                 self.accept_reading(lux, ev.at);
-                self.pending_fact = Some(SensorFact::Reading { lux, raw, at: ev.at });
+                self.pending_fact = Some(SensorFact::Reading {
+                    lux,
+                    raw,
+                    at: ev.at,
+                });
             }
             Ok(Measurement::Saturated) => {
                 self.set_sensor_status(SensorStatus::Saturated);
@@ -406,9 +454,11 @@ impl Core {
         self.set_sensor_status(SensorStatus::Ok);
         // With `sensor.source = "mqtt"` on `P/luminosity` itself the reading is already there: echoing it would
         // feed it back to us.
-        if !(self.settings.sensor.source == SensorSource::Mqtt && self.settings.sensor.topic == self.topics.luminosity)
+        if !(self.settings.sensor.source == SensorSource::Mqtt
+            && self.settings.sensor.topic == self.topics.luminosity)
         {
-            self.outbox.publish(&self.topics.luminosity, format_lux(lux), false);
+            self.outbox
+                .publish(&self.topics.luminosity, format_lux(lux), false);
         }
         self.state_dirty = true;
     }
@@ -434,7 +484,11 @@ impl Core {
                     notify(systemd::status(&self.status_line()));
                 }
             }
-            Event::Message { topic, payload, retained } => self.on_message(&topic, &payload, retained),
+            Event::Message {
+                topic,
+                payload,
+                retained,
+            } => self.on_message(&topic, &payload, retained),
         }
     }
 
@@ -452,7 +506,8 @@ impl Core {
                 Ok(cmd) => self.on_command(cmd),
                 Err(e) => {
                     warn!("rejected command on {topic} ({}): {e}", printable(payload));
-                    self.outbox.publish(&self.topics.light_set_error, e.to_string(), false);
+                    self.outbox
+                        .publish(&self.topics.light_set_error, e.to_string(), false);
                 }
             }
         } else if topic == self.topics.mock_set {
@@ -464,15 +519,24 @@ impl Core {
                 }
                 Err(e) => warn!("rejected {topic} ({}): {e}", printable(payload)),
             }
-        } else if self.settings.sensor.source == SensorSource::Mqtt && topic == self.settings.sensor.topic {
+        } else if self.settings.sensor.source == SensorSource::Mqtt
+            && topic == self.settings.sensor.topic
+        {
             match parse_lux(payload) {
                 Some(lux) => {
                     let at = self.clock.now();
                     self.accept_reading(lux, at);
                     // No raw count from a remote sensor: stuck detection works on the lux value's bits.
-                    self.pending_fact = Some(SensorFact::Reading { lux, raw: lux_fingerprint(lux), at });
+                    self.pending_fact = Some(SensorFact::Reading {
+                        lux,
+                        raw: lux_fingerprint(lux),
+                        at,
+                    });
                 }
-                None => warn!("rejected reading on {topic} ({}): not a non-negative number", printable(payload)),
+                None => warn!(
+                    "rejected reading on {topic} ({}): not a non-negative number",
+                    printable(payload)
+                ),
             }
         }
     }
@@ -489,7 +553,9 @@ impl Core {
     fn evaluate(&mut self) {
         let now = self.clock.now();
         let inputs = self.inputs(now);
-        if matches!(inputs.sensor, Some(SensorInput::Stale)) && self.sensor_status == SensorStatus::Ok {
+        if matches!(inputs.sensor, Some(SensorInput::Stale))
+            && self.sensor_status == SensorStatus::Ok
+        {
             self.set_sensor_status(SensorStatus::Stale);
         }
         let decision = self.controller.decide(&inputs);
@@ -516,7 +582,9 @@ impl Core {
     /// Drive the relay to the decision (only on change), read it back, publish light/mode.
     fn apply(&mut self, decision: Decision) {
         let previous = self.decision.replace(decision);
-        if decision.light_on == self.commanded_on && self.readback_on.is_some_and(|r| r != self.commanded_on) {
+        if decision.light_on == self.commanded_on
+            && self.readback_on.is_some_and(|r| r != self.commanded_on)
+        {
             // The line does not show what was written (stuck or disturbed): write it again, idempotently.
             if let Err(e) = self.relay.set(self.commanded_on) {
                 debug!("re-asserting the relay failed: {e}");
@@ -531,8 +599,13 @@ impl Core {
                         on_off(decision.light_on),
                         decision.reason.as_str(),
                         decision.mode.as_str(),
-                        self.last_reading.map(|r| format_lux(r.lux)).unwrap_or_else(|| "-".into()),
-                        decision.ambient_lux.map(format_lux).unwrap_or_else(|| "-".into()),
+                        self.last_reading
+                            .map(|r| format_lux(r.lux))
+                            .unwrap_or_else(|| "-".into()),
+                        decision
+                            .ambient_lux
+                            .map(format_lux)
+                            .unwrap_or_else(|| "-".into()),
                     );
                     self.commanded_on = decision.light_on;
                     self.persist();
@@ -560,7 +633,10 @@ impl Core {
     fn persist(&self) {
         if let Some(path) = &self.state_file {
             if let Err(e) = persist::save(path, self.commanded_on) {
-                warn!("cannot save the relay state to {} for relay.on_start = restore: {e}", path.display());
+                warn!(
+                    "cannot save the relay state to {} for relay.on_start = restore: {e}",
+                    path.display()
+                );
             }
         }
     }
@@ -577,7 +653,8 @@ impl Core {
         if let Some(d) = self.decision {
             if self.published_mode != Some(d.mode) {
                 self.published_mode = Some(d.mode);
-                self.outbox.publish(&self.topics.mode, d.mode.as_str(), true);
+                self.outbox
+                    .publish(&self.topics.mode, d.mode.as_str(), true);
                 self.state_dirty = true;
             }
         }
@@ -599,14 +676,21 @@ impl Core {
             "detail": detail,
             "ts": timestamp(),
         });
-        self.outbox.publish(&self.topics.alert, payload.to_string(), false);
+        self.outbox
+            .publish(&self.topics.alert, payload.to_string(), false);
     }
 
     fn publish_health(&mut self) {
-        let alerts: Vec<&'static str> = self.monitor.active().into_iter().map(|a| a.as_str()).collect();
+        let alerts: Vec<&'static str> = self
+            .monitor
+            .active()
+            .into_iter()
+            .map(|a| a.as_str())
+            .collect();
         if self.published_health.as_ref() != Some(&alerts) {
             let payload = json!({ "ok": alerts.is_empty(), "alerts": alerts });
-            self.outbox.publish(&self.topics.health, payload.to_string(), true);
+            self.outbox
+                .publish(&self.topics.health, payload.to_string(), true);
             self.published_health = Some(alerts);
             self.state_dirty = true;
         }
@@ -626,7 +710,8 @@ impl Core {
             "window_open": self.controller.window_open(local_minute(self.clock.as_ref())),
             "ts": timestamp(),
         });
-        self.outbox.publish(&self.topics.state, payload.to_string(), true);
+        self.outbox
+            .publish(&self.topics.state, payload.to_string(), true);
         notify(systemd::status(&self.status_line()));
     }
 
@@ -643,7 +728,11 @@ impl Core {
         format!(
             "{lux}, light {} ({reason}), mode {mode}, broker {}",
             on_off(self.readback_on.unwrap_or(self.commanded_on)),
-            if self.broker_connected { "connected" } else { "disconnected" }
+            if self.broker_connected {
+                "connected"
+            } else {
+                "disconnected"
+            }
         )
     }
 
@@ -662,7 +751,9 @@ impl Core {
                 self.settings.monitor = new.monitor;
                 info!("configuration reloaded: [control] and [monitor] applied");
             }
-            Err(e) => error!("configuration reload rejected, keeping the running configuration:\n{e}"),
+            Err(e) => {
+                error!("configuration reload rejected, keeping the running configuration:\n{e}")
+            }
         }
     }
 
@@ -749,7 +840,10 @@ fn lux_fingerprint(lux: f64) -> u16 {
 
 fn printable(payload: &[u8]) -> String {
     let text = String::from_utf8_lossy(&payload[..payload.len().min(64)]);
-    let mut s: String = text.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    let mut s: String = text
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     if payload.len() > 64 {
         s.push('…');
     }

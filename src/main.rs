@@ -63,19 +63,37 @@ fn build_hardware(settings: &Settings, mock_hardware: bool) -> Result<Hardware, 
     let want_sensor = settings.sensor.source == SensorSource::Bh1750;
     if mock_hardware {
         let clock: Arc<dyn Clock> = mock::clock_for(&settings.mock);
-        let (world, sensor, relay) =
-            mock::build(&settings.mock, &settings.sensor, &settings.relay, initial_on, clock.clone());
+        let (world, sensor, relay) = mock::build(
+            &settings.mock,
+            &settings.sensor,
+            &settings.relay,
+            initial_on,
+            clock.clone(),
+        );
         let mut sensor = Some(sensor);
         let factory: app::SensorFactory = Box::new(move || {
             // The simulated chip is always "there" (faults are injected through P/mock/set); hand it out once.
-            sensor.take().ok_or_else(|| SensorError::Bus("simulated sensor already handed out".into()))
+            sensor
+                .take()
+                .ok_or_else(|| SensorError::Bus("simulated sensor already handed out".into()))
         });
-        return Ok(Hardware { relay, sensor: want_sensor.then_some(factory), clock, mock: Some(world) });
+        return Ok(Hardware {
+            relay,
+            sensor: want_sensor.then_some(factory),
+            clock,
+            mock: Some(world),
+        });
     }
     let relay = hw::pi::open_relay(settings.relay.gpio, settings.relay.active_low, initial_on)?;
     let (bus, address) = (settings.sensor.i2c_bus.clone(), settings.sensor.address);
     // A missing or unreadable bus is not fatal: the sensor thread re-probes with backoff and the monitor alerts.
-    let factory: app::SensorFactory =
-        Box::new(move || hw::pi::open_sensor(&bus, address).map_err(|e| SensorError::Bus(e.to_string())));
-    Ok(Hardware { relay, sensor: want_sensor.then_some(factory), clock: Arc::new(RealClock), mock: None })
+    let factory: app::SensorFactory = Box::new(move || {
+        hw::pi::open_sensor(&bus, address).map_err(|e| SensorError::Bus(e.to_string()))
+    });
+    Ok(Hardware {
+        relay,
+        sensor: want_sensor.then_some(factory),
+        clock: Arc::new(RealClock),
+        mock: None,
+    })
 }

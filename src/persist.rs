@@ -27,7 +27,10 @@ pub fn load(path: &Path) -> std::io::Result<Option<bool>> {
             "off" => Ok(Some(false)),
             other => Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("{} holds {other:?}, expected \"on\" or \"off\"", path.display()),
+                format!(
+                    "{} holds {other:?}, expected \"on\" or \"off\"",
+                    path.display()
+                ),
             )),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -60,8 +63,14 @@ mod tests {
     #[test]
     fn state_file_uses_first_state_directory() {
         assert_eq!(state_file(Some("/a:/b")), PathBuf::from("/a/relay-state"));
-        assert_eq!(state_file(None), PathBuf::from("/var/lib/greenhoused/relay-state"));
-        assert_eq!(state_file(Some("")), PathBuf::from("/var/lib/greenhoused/relay-state"));
+        assert_eq!(
+            state_file(None),
+            PathBuf::from("/var/lib/greenhoused/relay-state")
+        );
+        assert_eq!(
+            state_file(Some("")),
+            PathBuf::from("/var/lib/greenhoused/relay-state")
+        );
     }
 
     #[test]

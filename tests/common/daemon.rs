@@ -1,6 +1,7 @@
 //! The daemon as a separate process: a config file in a temp dir, stderr captured to a file, signals by name.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -13,27 +14,67 @@ pub struct Daemon {
     log: PathBuf,
 }
 
-/// A config for a test: window always open, short dwell and settle times, steady simulated light.
-/// `mqtt` is the `[mqtt]` section body; `extra` is appended (more sections).
-pub fn test_config(mqtt: &str, extra: &str) -> String {
-    format!(
-        "[device]\nid = \"test\"\n\n[mqtt]\n{mqtt}\n\n{extra}\n",
-        mqtt = mqtt,
-        extra = extra
-    )
+/// A test configuration: TOML built from `section.key = value` pairs. [`Cfg::broker`] starts from the test
+/// defaults: window always open, no dwell, 1 s settle, fast sensor, bright steady simulated light (light off).
+#[derive(Debug, Clone, Default)]
+pub struct Cfg {
+    sections: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// `[mqtt]` body for a mosquitto on `port` with topic prefix `prefix`.
-pub fn mqtt_section(port: u16, prefix: &str) -> String {
-    format!(
-        "url = \"mqtt://127.0.0.1:{port}\"\ntopic_prefix = \"{prefix}\"\nkeepalive_s = 5\nclient_id = \"gh-{}\"",
-        prefix.replace('/', "-")
-    )
-}
+impl Cfg {
+    /// Defaults for a daemon on the mosquitto at `127.0.0.1:port` with topic prefix `prefix`.
+    pub fn broker(port: u16, prefix: &str) -> Cfg {
+        Cfg::default()
+            .set("device.id", "\"test\"")
+            .set("mqtt.url", &format!("\"mqtt://127.0.0.1:{port}\""))
+            .set("mqtt.topic_prefix", &format!("\"{prefix}\""))
+            .set("mqtt.keepalive_s", "5")
+            .set(
+                "mqtt.client_id",
+                &format!("\"gh-{}\"", prefix.replace('/', "-")),
+            )
+            .set("sensor.interval_s", "0.75")
+            .set("sensor.stale_after_s", "3")
+            .set("control.window", "\"\"")
+            .set("control.min_on_s", "0")
+            .set("control.min_off_s", "0")
+            .set("control.lamp_lux", "400")
+            .set("monitor.settle_s", "1")
+            .set("mock.ambient", "\"1000\"")
+            .set("mock.lamp_lux", "400")
+    }
 
-/// The usual sections of the tests; every value can be overridden by giving the section again... TOML forbids
-/// duplicate tables, so tests compose their own from these pieces.
-pub const FAST_SENSOR: &str = "[sensor]\ninterval_s = 0.75\nstale_after_s = 3\n";
+    /// Set `section.key` to a TOML value (strings quoted by the caller).
+    pub fn set(mut self, key: &str, value: &str) -> Cfg {
+        let (section, name) = key.split_once('.').expect("key is section.name");
+        self.sections
+            .entry(section.to_string())
+            .or_default()
+            .insert(name.to_string(), value.to_string());
+        self
+    }
+
+    /// Remove `section.key` (back to the built-in default).
+    pub fn unset(mut self, key: &str) -> Cfg {
+        let (section, name) = key.split_once('.').expect("key is section.name");
+        if let Some(s) = self.sections.get_mut(section) {
+            s.remove(name);
+        }
+        self
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (section, keys) in &self.sections {
+            out.push_str(&format!("[{section}]\n"));
+            for (k, v) in keys {
+                out.push_str(&format!("{k} = {v}\n"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
 
 impl Daemon {
     /// Start the daemon with `config` (TOML text) on mock hardware.
@@ -70,7 +111,12 @@ impl Daemon {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn greenhoused");
-        Daemon { child, dir, config, log }
+        Daemon {
+            child,
+            dir,
+            config,
+            log,
+        }
     }
 
     pub fn pid(&self) -> u32 {

@@ -287,6 +287,29 @@ impl Observer {
         self.wait_payload(topic, payload, limit).await
     }
 
+    /// Where the record of seen messages ends now: pass it to [`Observer::wait_after`] to wait for what an action
+    /// causes, in whatever order it arrives relative to other waits.
+    pub fn mark(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// A message on `topic` satisfying `pred` that arrived after `mark` (already seen, or waited for).
+    pub async fn wait_after(
+        &mut self,
+        mark: usize,
+        topic: &str,
+        pred: impl Fn(&Msg) -> bool,
+        limit: Duration,
+    ) -> Option<Msg> {
+        if let Some(m) = self.seen[mark.min(self.seen.len())..]
+            .iter()
+            .find(|m| m.topic == topic && pred(m))
+        {
+            return Some(m.clone());
+        }
+        self.wait_for(topic, pred, limit).await
+    }
+
     /// Payloads seen so far on `topic`, in order.
     pub fn payloads(&self, topic: &str) -> Vec<String> {
         self.seen
@@ -294,6 +317,20 @@ impl Observer {
             .filter(|m| m.topic == topic)
             .map(|m| m.payload.clone())
             .collect()
+    }
+
+    /// Publish arbitrary bytes at QoS 1 and wait for the broker's acknowledgement.
+    pub async fn publish_bytes(&self, topic: &str, payload: &[u8], retain: bool) {
+        let msg = paho::MessageBuilder::new()
+            .topic(topic)
+            .payload(payload)
+            .qos(1)
+            .retained(retain)
+            .finalize();
+        tokio::time::timeout(Duration::from_secs(5), self.client.publish(msg))
+            .await
+            .expect("observer publish timed out")
+            .expect("observer publish");
     }
 
     /// Publish at QoS 1 and wait for the broker's acknowledgement.
