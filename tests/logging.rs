@@ -28,11 +28,14 @@ fn child_entry() {
         other => panic!("unknown target {other}"),
     };
     logging::init(target, 0, false).unwrap();
-    log::error!("an error");
-    log::warn!("a warning");
+    // Records as the daemon's own modules log them (other crates' records are filtered to warnings).
+    log::error!(target: "greenhoused::test", "an error");
+    log::warn!(target: "greenhoused::test", "a warning");
     greenhoused::notice!("a notice");
-    log::info!("an info");
-    log::debug!("a debug line");
+    log::info!(target: "greenhoused::test", "an info");
+    log::debug!(target: "greenhoused::test", "a debug line");
+    log::info!(target: "rumqttd::router", "broker chatter that must not show");
+    log::info!(target: "some_dependency", "dependency info that must not show");
 }
 
 /// Runs [`child_entry`] with stderr going to a file; `journal_stream` maps that file's identity to the value of
