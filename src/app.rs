@@ -516,6 +516,10 @@ impl Core {
                 Ok(set) => {
                     info!("mock hardware: applying {}", printable(payload));
                     world.apply(&set);
+                    if let Some(s) = set.stall_loop_s {
+                        warn!("mock hardware: stalling the control loop for {s} s (a hung daemon, for watchdog tests)");
+                        std::thread::sleep(Duration::from_secs_f64(s));
+                    }
                 }
                 Err(e) => warn!("rejected {topic} ({}): {e}", printable(payload)),
             }

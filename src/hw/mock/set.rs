@@ -1,11 +1,15 @@
 //! The `P/mock/set` payload: a JSON object with any subset of `ambient_lux`, `sensor_fault`, `lamp_broken`,
-//! `relay_stuck`.
+//! `relay_stuck`, and `stall_loop_s` (blocks the daemon's control loop, to prove the systemd watchdog catches a
+//! hung loop).
 
 use serde_json::Value;
 
 use super::world::SensorFault;
 
-const KEYS: &str = "ambient_lux, sensor_fault, lamp_broken, relay_stuck";
+const KEYS: &str = "ambient_lux, sensor_fault, lamp_broken, relay_stuck, stall_loop_s";
+
+/// Longest control-loop stall `stall_loop_s` may ask for.
+pub const MAX_STALL_S: f64 = 120.0;
 
 /// A parsed `P/mock/set` command; `None` fields are left as they are.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -18,6 +22,8 @@ pub struct MockSet {
     pub lamp_broken: Option<bool>,
     /// `relay_stuck`: the pin ignores writes.
     pub relay_stuck: Option<bool>,
+    /// `stall_loop_s`: block the control loop this long (0 < s ≤ [`MAX_STALL_S`]), as a hung daemon would.
+    pub stall_loop_s: Option<f64>,
 }
 
 /// Parse a `P/mock/set` payload. An empty object is valid and changes nothing. The error says what is wrong.
@@ -56,6 +62,14 @@ pub fn parse_mock_set(payload: &[u8]) -> Result<MockSet, String> {
             }
             "lamp_broken" => set.lamp_broken = Some(bool_field(key, v)?),
             "relay_stuck" => set.relay_stuck = Some(bool_field(key, v)?),
+            "stall_loop_s" => match v.as_f64() {
+                Some(s) if s > 0.0 && s <= MAX_STALL_S => set.stall_loop_s = Some(s),
+                _ => {
+                    return Err(format!(
+                        "stall_loop_s must be a number of seconds above 0 and at most {MAX_STALL_S}, got {v}"
+                    ))
+                }
+            },
             other => return Err(format!("unknown key {other:?} (expected {KEYS})")),
         }
     }
