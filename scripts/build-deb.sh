@@ -1,0 +1,49 @@
+#!/bin/sh
+# Builds the greenhoused .deb with cargo-deb and checks what it holds.
+#
+#   scripts/build-deb.sh                      # amd64 (host), release build
+#   scripts/build-deb.sh --target aarch64-unknown-linux-gnu [--no-build]
+#
+# Extra arguments go to `cargo deb` (e.g. --no-build to package a binary already built for --target, such as the
+# one scripts/cross-build.sh makes). Needs cargo-deb (`cargo install cargo-deb --locked`) and dpkg-deb.
+# Prints the path of the .deb on the last line of stdout.
+set -eu
+
+cd "$(dirname "$0")/.."
+
+command -v cargo-deb >/dev/null || { echo "build-deb: cargo-deb not found: cargo install cargo-deb --locked" >&2; exit 2; }
+command -v dpkg-deb >/dev/null || { echo "build-deb: dpkg-deb not found: apt-get install dpkg" >&2; exit 2; }
+for f in config/greenhoused.toml README.md systemd/greenhoused.service systemd/greenhoused.sysusers; do
+    [ -f "$f" ] || { echo "build-deb: $f is missing" >&2; exit 1; }
+done
+
+deb=$(cargo deb "$@" | tail -n 1)
+[ -f "$deb" ] || { echo "build-deb: cargo deb did not report a .deb (got '$deb')" >&2; exit 1; }
+
+info=$(dpkg-deb -I "$deb")
+contents=$(dpkg-deb -c "$deb")
+conffiles=$(dpkg-deb -I "$deb" conffiles 2>/dev/null || true)
+postinst=$(dpkg-deb -I "$deb" postinst 2>/dev/null || true)
+printf '%s\n\n%s\n\n' "$info" "$contents" >&2
+
+fail() { echo "build-deb: $deb: $*" >&2; exit 1; }
+has() { printf '%s\n' "$contents" | grep -q -- "$1" || fail "missing $2"; }
+
+has ' \./usr/bin/greenhoused$' "the binary in /usr/bin"
+has '^-rwxr-xr-x .* \./usr/bin/greenhoused$' "mode 0755 on /usr/bin/greenhoused"
+has ' \./\(usr/\)\?lib/systemd/system/greenhoused\.service$' "the systemd unit"
+has ' \./usr/lib/sysusers\.d/greenhoused\.conf$' "the sysusers.d file"
+has ' \./etc/greenhoused/greenhoused\.toml$' "the example configuration"
+has ' \./usr/share/doc/greenhoused/README\.md$' "the README"
+printf '%s\n' "$conffiles" | grep -qx '/etc/greenhoused/greenhoused.toml' || fail "greenhoused.toml is not a conffile"
+printf '%s\n' "$postinst" | grep -q 'systemd-sysusers' || fail "postinst does not create the user"
+# Nothing enabled or started without the admin: the unit is enabled again only if it was enabled before (the
+# "debian-installed" branch), and the only service action is the try-restart of an upgrade.
+printf '%s\n' "$postinst" | grep -q 'deb-systemd-helper debian-installed' || fail "postinst would enable the unit on install"
+if printf '%s\n' "$postinst" | grep 'deb-systemd-invoke' | grep -vq 'try-restart'; then
+    printf '%s\n' "$postinst" >&2
+    fail "postinst starts or restarts the service by itself"
+fi
+
+echo "build-deb: $deb: contents OK" >&2
+echo "$deb"
