@@ -169,7 +169,11 @@ async fn run_async(
     let mut watchdog = systemd::Watchdog::from_env();
     notify(systemd::ready(&core.status_line()));
 
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The loop wakes at least once a second, and often enough to ping the watchdog in time.
+    let tick_every = watchdog
+        .period()
+        .map_or(Duration::from_secs(1), |p| p.min(Duration::from_secs(1)));
+    let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let wake = core.next_wake();
@@ -740,8 +744,15 @@ impl Core {
         )
     }
 
-    /// SIGHUP: re-read the file; control and monitor apply live, the rest needs a restart.
+    /// SIGHUP: re-read the file; control and monitor apply live, the rest needs a restart (told to systemd as
+    /// RELOADING=1 … READY=1, also when the new file is rejected).
     fn reload(&mut self) {
+        notify(systemd::reloading());
+        self.reload_file();
+        notify(systemd::ready(&self.status_line()));
+    }
+
+    fn reload_file(&mut self) {
         let path = self.config_path.clone();
         match config::load(path.as_deref()) {
             Ok(new) => {

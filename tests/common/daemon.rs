@@ -90,6 +90,12 @@ impl Daemon {
         Self::spawn(dir, config_path, env)
     }
 
+    /// Start with extra environment variables given as strings (e.g. `NOTIFY_SOCKET`, `WATCHDOG_USEC`).
+    pub fn start_with_env_str(config: &str, env: &[(&str, &str)]) -> Daemon {
+        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, Path::new(*v))).collect();
+        Self::start_with_env(config, &env)
+    }
+
     fn spawn(dir: tempfile::TempDir, config: PathBuf, env: &[(&str, &Path)]) -> Daemon {
         let log = dir.path().join("stderr.log");
         let log_file = std::fs::File::create(&log).expect("create log file");

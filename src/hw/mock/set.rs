@@ -97,15 +97,18 @@ mod tests {
     fn parses_every_field_and_subsets() {
         assert_eq!(
             ok(
-                r#"{"ambient_lux": 12.5, "sensor_fault": "stuck", "lamp_broken": true, "relay_stuck": false}"#
+                r#"{"ambient_lux": 12.5, "sensor_fault": "stuck", "lamp_broken": true, "relay_stuck": false, "stall_loop_s": 2}"#
             ),
             MockSet {
                 ambient_lux: Some(Some(12.5)),
                 sensor_fault: Some(SensorFault::Stuck),
                 lamp_broken: Some(true),
                 relay_stuck: Some(false),
+                stall_loop_s: Some(2.0),
             }
         );
+        assert!(parse_mock_set(br#"{"stall_loop_s": 0}"#).is_err());
+        assert!(parse_mock_set(br#"{"stall_loop_s": 1000}"#).is_err());
         assert_eq!(
             ok(r#"{"ambient_lux": 150000}"#).ambient_lux,
             Some(Some(150_000.0))
