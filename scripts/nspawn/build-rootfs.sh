@@ -11,7 +11,8 @@ set -euo pipefail
 
 dir=${1:-/var/tmp/greenhoused-rootfs}
 suite=${DEBIAN_SUITE:-bookworm}
-packages=systemd,systemd-sysv,dbus,mosquitto,mosquitto-clients,procps,iproute2,ca-certificates,libssl3
+# adduser: package maintainer scripts commonly create their system user with it (not in minbase).
+packages=systemd,systemd-sysv,dbus,mosquitto,mosquitto-clients,procps,iproute2,ca-certificates,libssl3,adduser
 
 if [ -e "$dir/etc/os-release" ]; then
     echo "rootfs: $dir exists ($(. "$dir/etc/os-release"; echo "$PRETTY_NAME")), not rebuilding"
@@ -39,10 +40,18 @@ rm -rf "$tmp"
 mkdir -p "$(dirname "$dir")"
 echo "debootstrap $suite (minbase + $packages) from $mirror into $dir"
 start=$(date +%s)
-debootstrap --variant=minbase --include="$packages" "$suite" "$tmp" "$mirror"
+# Retry: a mirror caught mid-update gives a transient "Invalid Release signature" or a hash mismatch.
+for attempt in 1 2 3; do
+    debootstrap --variant=minbase --include="$packages" "$suite" "$tmp" "$mirror" && break
+    [ "$attempt" -eq 3 ] && { echo "error: debootstrap failed 3 times (see $tmp/debootstrap/debootstrap.log)" >&2; exit 1; }
+    echo "debootstrap attempt $attempt failed; retrying in 10 s" >&2
+    rm -rf "$tmp"; sleep 10
+done
 
 # Make the image boot quietly and fast in a container.
 echo ghtest > "$tmp/etc/hostname"
+# minbase has no /etc/hosts (nor nss-myhostname): without it "localhost" does not resolve.
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tghtest\n' > "$tmp/etc/hosts"
 : > "$tmp/etc/machine-id"                       # generated on first boot
 # Units that are useless or slow without real hardware / network.
 for unit in systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \

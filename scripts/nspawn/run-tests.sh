@@ -56,7 +56,9 @@ teardown() {
     local rc=$?
     if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
         log "powering off the container"
-        [ -n "$leader" ] && in_ct systemctl --no-block poweroff >/dev/null 2>&1
+        if [ -n "$leader" ] && ! in_ct systemctl --no-block poweroff >/dev/null 2>&1; then
+            kill -s RTMIN+4 "$leader" 2>/dev/null   # systemd's "power off" signal, works without its bus
+        fi
         for _ in $(seq 150); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done   # 30 s
         if kill -0 "$nspawn_pid" 2>/dev/null; then
             log "container did not power off within 30 s; killing systemd-nspawn"
@@ -90,7 +92,7 @@ else
 fi
 
 log "booting $rootfs as '$machine'"
-systemd-nspawn --quiet --boot --directory="$rootfs" --machine="$machine" --register=no \
+systemd-nspawn --quiet --boot --directory="$rootfs" --machine="$machine" --register=no --keep-unit \
     --volatile=overlay --private-network --console=read-only --bind="$work:/ghtest" \
     > "$work/console.log" 2>&1 < /dev/null &
 nspawn_pid=$!
@@ -112,7 +114,11 @@ done
 [ -n "$leader" ] || { echo "FAIL harness: container PID 1 not found within 30 s"; exit 2; }
 log "container PID 1 is host PID $leader"
 
-# Wait for the container's systemd to finish booting.
+# Wait for the container's systemd to finish booting (its private socket appears first).
+for _ in $(seq 150); do   # 30 s
+    [ -S "/proc/$leader/root/run/systemd/private" ] && break
+    sleep 0.2
+done
 state=$(timeout 90 nsenter -t "$leader" -a env -i PATH=/usr/bin:/bin systemctl is-system-running --wait 2>&1)
 case $state in
     running) log "boot complete: system running" ;;
