@@ -3,7 +3,8 @@
 #
 #   scripts/qemu-smoke.sh [TARGET] [BINARY]
 #
-# TARGET: aarch64-unknown-linux-gnu (default) or armv7-unknown-linux-gnueabihf.
+# TARGET: aarch64-unknown-linux-gnu (default), armv7-unknown-linux-gnueabihf, or `native` (no qemu; the
+#         same checks against a host binary, default target/debug/greenhoused).
 # BINARY: default target/TARGET/release/greenhoused (build it with scripts/cross-build.sh TARGET).
 #
 # Starts mosquitto on a free loopback port, runs `greenhoused --mock-hardware` under qemu with a temporary
@@ -17,18 +18,21 @@ target=${1:-aarch64-unknown-linux-gnu}
 cd "$(dirname "$0")/.."
 bin=${2:-target/$target/release/greenhoused}
 case $target in
-    aarch64-unknown-linux-gnu)     qemu=qemu-aarch64; sysroot=/usr/aarch64-linux-gnu ;;
-    armv7-unknown-linux-gnueabihf) qemu=qemu-arm;     sysroot=/usr/arm-linux-gnueabihf ;;
-    *) echo "usage: $0 [aarch64-unknown-linux-gnu|armv7-unknown-linux-gnueabihf] [BINARY]" >&2; exit 2 ;;
+    aarch64-unknown-linux-gnu)     qemu=qemu-aarch64; sysroot=/usr/aarch64-linux-gnu; libc=libc6-arm64-cross ;;
+    armv7-unknown-linux-gnueabihf) qemu=qemu-arm;     sysroot=/usr/arm-linux-gnueabihf; libc=libc6-armhf-cross ;;
+    native) qemu=; sysroot=; bin=${2:-target/debug/greenhoused} ;;
+    *) echo "usage: $0 [aarch64-unknown-linux-gnu|armv7-unknown-linux-gnueabihf|native] [BINARY]" >&2; exit 2 ;;
 esac
+run=()
+[ -n "$qemu" ] && run=("$qemu" -L "$sysroot")
 prefix=laboratory/greenhouse
 startup_s=${SMOKE_STARTUP_S:-60}      # qemu-user is slow; first reading may take a while
 
-for tool in "$qemu" mosquitto mosquitto_sub mosquitto_pub python3; do
+for tool in $qemu mosquitto mosquitto_sub mosquitto_pub python3; do
     command -v "$tool" >/dev/null || { echo "FAIL setup: $tool not found (apt-get install qemu-user mosquitto mosquitto-clients)"; exit 1; }
 done
 [ -x "$bin" ] || { echo "FAIL setup: $bin missing; build it with scripts/cross-build.sh $target"; exit 1; }
-[ -d "$sysroot" ] || { echo "FAIL setup: $sysroot missing (apt-get install libc6-dev-${qemu#qemu-}-cross)"; exit 1; }
+[ -z "$sysroot" ] || [ -d "$sysroot" ] || { echo "FAIL setup: $sysroot missing (apt-get install $libc)"; exit 1; }
 
 work=$(mktemp -d /tmp/greenhoused-smoke.XXXXXX)
 broker_pid=; daemon_pid=
@@ -46,10 +50,10 @@ fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 show_log() { echo "---- daemon log (last 30 lines) ----"; tail -n 30 "$work/daemon.log"; echo "----"; }
 
 # Check 1: the binary runs under qemu at all.
-if out=$(timeout 60 "$qemu" -L "$sysroot" "$bin" --version 2>&1); then
+if out=$(timeout 60 "${run[@]}" "$bin" --version 2>&1); then
     pass "version: $out"
 else
-    fail "version: '$bin --version' under $qemu failed: $out"; exit 1
+    fail "version: '$bin --version' ${qemu:+under $qemu }failed: $out"; exit 1
 fi
 
 # A real broker on a free loopback port (retry if another process grabs the port in between).
@@ -88,7 +92,7 @@ ambient = "1000"
 lamp_lux = 400
 TOML
 
-"$qemu" -L "$sysroot" "$bin" --mock-hardware -c "$work/greenhoused.toml" --log-target stderr -v \
+"${run[@]}" "$bin" --mock-hardware -c "$work/greenhoused.toml" --log-target stderr -v \
     > "$work/daemon.log" 2>&1 &
 daemon_pid=$!
 
