@@ -5,12 +5,12 @@
 #   scripts/nspawn/run-tests.sh DEB_FILE              install the .deb and run scripts/nspawn/unit-checks.sh
 #   scripts/nspawn/run-tests.sh --selftest            prove the harness: boot, mosquitto pub/sub, clean shutdown
 #
-# Env: ROOTFS (default /var/tmp/greenhoused-rootfs, built when missing), TEST_TIMEOUT_S (default 300),
+# Env: ROOTFS (default /var/tmp/greenhoused-rootfs, built when missing), TEST_TIMEOUT_S (default 300), MACHINE,
 #      KEEP_LOGS=1 keeps the work directory with the container console log.
 #
 # How it works (the host runs no systemd, so no machinectl): the rootfs is booted read-only with a tmpfs
 # overlay (--volatile=overlay: nothing the tests do persists in the cached rootfs), private network (only a
-# loopback, so the broker inside cannot clash with the host), and --register=no. A host work directory is
+# loopback, so the broker inside cannot clash with the host), --register=no --keep-unit (no host systemd). A host work directory is
 # bound at /ghtest. Commands are run in the container with `nsenter -t <container PID 1> -a` (mount, pid, net,
 # uts, ipc and cgroup namespaces of the container). Everything has a deadline; the container is powered off
 # at the end (SIGKILL as a last resort). Exit status: 0 all checks passed, 1 a check failed, 2 harness error.
@@ -19,7 +19,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 rootfs=${ROOTFS:-/var/tmp/greenhoused-rootfs}
 total_timeout=${TEST_TIMEOUT_S:-300}
-machine=ghtest
+machine=${MACHINE:-ghtest}   # must be unique among concurrently running containers
 
 usage() { echo "usage: $0 DEB_FILE | --selftest" >&2; exit 2; }
 [ $# -eq 1 ] || usage
@@ -34,8 +34,10 @@ for tool in systemd-nspawn nsenter timeout; do
     command -v "$tool" >/dev/null || { echo "error: $tool missing; fix: apt-get install systemd-container util-linux coreutils" >&2; exit 2; }
 done
 
-# Re-exec under an overall deadline (the inner run tears the container down in its EXIT trap).
+# Build the rootfs when missing (own deadline, not counted in TEST_TIMEOUT_S), then re-exec under the
+# overall deadline (the inner run tears the container down in its EXIT trap).
 if [ -z "${GH_NSPAWN_INNER:-}" ]; then
+    timeout 1800 "$here/build-rootfs.sh" "$rootfs" || { echo "FAIL harness: rootfs build failed" >&2; exit 2; }
     GH_NSPAWN_INNER=1 timeout --kill-after=20 "$total_timeout" "$0" "$@"
     rc=$?
     [ "$rc" -eq 124 ] && echo "FAIL harness: whole run exceeded ${total_timeout}s"
@@ -46,8 +48,6 @@ trap 'exit 124' TERM INT
 t0=${EPOCHREALTIME/./}
 elapsed() { local us=$(( ${EPOCHREALTIME/./} - t0 )); printf '%d.%d' $((us / 1000000)) $((us % 1000000 / 100000)); }
 log() { echo "[$(elapsed)s] $*"; }
-
-"$here/build-rootfs.sh" "$rootfs" || { echo "FAIL harness: rootfs build failed" >&2; exit 2; }
 
 work=$(mktemp -d /var/tmp/greenhoused-nspawn.XXXXXX)
 chmod 755 "$work"
