@@ -15,11 +15,11 @@
 set -uo pipefail
 
 target=${1:-aarch64-unknown-linux-gnu}
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 bin=${2:-target/$target/release/greenhoused}
 case $target in
-    aarch64-unknown-linux-gnu)     qemu=qemu-aarch64; sysroot=/usr/aarch64-linux-gnu; libc=libc6-arm64-cross ;;
-    armv7-unknown-linux-gnueabihf) qemu=qemu-arm;     sysroot=/usr/arm-linux-gnueabihf; libc=libc6-armhf-cross ;;
+    aarch64-unknown-linux-gnu)     qemu="qemu-aarch64"; sysroot=/usr/aarch64-linux-gnu; libc=libc6-arm64-cross ;;
+    armv7-unknown-linux-gnueabihf) qemu="qemu-arm";     sysroot=/usr/arm-linux-gnueabihf; libc=libc6-armhf-cross ;;
     native) qemu=; sysroot=; bin=${2:-target/debug/greenhoused} ;;
     *) echo "usage: $0 [aarch64-unknown-linux-gnu|armv7-unknown-linux-gnueabihf|native] [BINARY]" >&2; exit 2 ;;
 esac

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the in-container check scripts (sourced; runs inside the nspawn container as root).
 failures=0
 pass() { echo "PASS $*"; }

@@ -4,6 +4,8 @@
 #
 #   scripts/nspawn/run-tests.sh DEB_FILE              install the .deb and run scripts/nspawn/unit-checks.sh
 #   scripts/nspawn/run-tests.sh --selftest            prove the harness: boot, mosquitto pub/sub, clean shutdown
+#   scripts/nspawn/run-tests.sh --script FILE [DEB]   run your own bash FILE inside (debugging); DEB, if given,
+#                                                     is at /ghtest/greenhoused.deb, lib.sh at /ghtest/lib.sh
 #
 # Env: ROOTFS (default /var/tmp/greenhoused-rootfs, built when missing), TEST_TIMEOUT_S (default 300), MACHINE,
 #      KEEP_LOGS=1 keeps the work directory with the container console log.
@@ -21,12 +23,17 @@ rootfs=${ROOTFS:-/var/tmp/greenhoused-rootfs}
 total_timeout=${TEST_TIMEOUT_S:-300}
 machine=${MACHINE:-ghtest}   # must be unique among concurrently running containers
 
-usage() { echo "usage: $0 DEB_FILE | --selftest" >&2; exit 2; }
-[ $# -eq 1 ] || usage
+usage() { echo "usage: $0 DEB_FILE | --selftest | --script FILE [DEB_FILE]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+deb=
 case $1 in
-    --selftest) mode=selftest; deb= ;;
+    --selftest) [ $# -eq 1 ] || usage; mode=selftest; script=$here/selftest.sh ;;
+    --script) [ $# -ge 2 ] && [ $# -le 3 ] || usage; mode=script
+        script=$(realpath -e "$2") || { echo "error: $2: no such script" >&2; exit 2; }
+        [ $# -eq 3 ] && { deb=$(realpath -e "$3") || { echo "error: $3: no such .deb" >&2; exit 2; }; } ;;
     -*) usage ;;
-    *) mode=unit; deb=$(realpath -e "$1") || { echo "error: $1: no such .deb" >&2; exit 2; } ;;
+    *) [ $# -eq 1 ] || usage; mode=unit; script=$here/unit-checks.sh
+        deb=$(realpath -e "$1") || { echo "error: $1: no such .deb" >&2; exit 2; } ;;
 esac
 
 [ "$(id -u)" -eq 0 ] || { echo "error: needs root (systemd-nspawn, nsenter)" >&2; exit 2; }
@@ -84,12 +91,8 @@ in_ct() {
 }
 
 cp "$here/lib.sh" "$work/lib.sh"
-if [ "$mode" = unit ]; then
-    cp "$deb" "$work/greenhoused.deb"
-    cp "$here/unit-checks.sh" "$work/checks.sh"
-else
-    cp "$here/selftest.sh" "$work/checks.sh"
-fi
+cp "$script" "$work/checks.sh"
+[ -n "$deb" ] && cp "$deb" "$work/greenhoused.deb"
 
 log "booting $rootfs as '$machine'"
 systemd-nspawn --quiet --boot --directory="$rootfs" --machine="$machine" --register=no --keep-unit \
@@ -129,7 +132,7 @@ case $state in
 esac
 echo "BOOT_TIME_S=$(elapsed)"
 
-log "running $( [ "$mode" = unit ] && echo unit-checks.sh || echo selftest.sh ) in the container"
+log "running $(basename "$script") ($mode) in the container"
 in_ct bash /ghtest/checks.sh
 rc=$?
 log "checks finished with status $rc"
