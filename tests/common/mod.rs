@@ -335,16 +335,7 @@ impl Observer {
 
     /// Publish at QoS 1 and wait for the broker's acknowledgement.
     pub async fn publish(&self, topic: &str, payload: &str, retain: bool) {
-        let msg = paho::MessageBuilder::new()
-            .topic(topic)
-            .payload(payload)
-            .qos(1)
-            .retained(retain)
-            .finalize();
-        tokio::time::timeout(Duration::from_secs(5), self.client.publish(msg))
-            .await
-            .expect("observer publish timed out")
-            .expect("observer publish");
+        self.publish_bytes(topic, payload.as_bytes(), retain).await;
     }
 }
 
