@@ -272,6 +272,46 @@ fn wait_or_cancel(cancel: &CancellationToken, d: Duration) {
     }
 }
 
+/// At most [`LogBudget::PER_MINUTE`] warnings a minute for rejected input; the rest are counted and reported in
+/// one line when the next minute starts. Every rejection is still answered on `P/light/set/error`.
+#[derive(Debug, Default)]
+struct LogBudget {
+    window_start: Option<Instant>,
+    used: u32,
+    suppressed: u64,
+}
+
+impl LogBudget {
+    const PER_MINUTE: u32 = 10;
+
+    /// Whether a warning may be logged now.
+    fn allow(&mut self, now: Instant) -> bool {
+        let expired = self
+            .window_start
+            .map_or(true, |start| now.saturating_duration_since(start) >= Duration::from_secs(60));
+        if expired {
+            if self.suppressed > 0 {
+                warn!(
+                    "{} more rejected MQTT inputs were not logged in the last minute",
+                    self.suppressed
+                );
+            }
+            *self = LogBudget {
+                window_start: Some(now),
+                used: 0,
+                suppressed: 0,
+            };
+        }
+        if self.used < Self::PER_MINUTE {
+            self.used += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+}
+
 /// What the sensor path last produced, for `P/state`'s `sensor` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SensorStatus {
@@ -324,6 +364,8 @@ struct Core {
     /// The latest sensor failure, quoted in the `sensor_error` alert.
     last_sensor_error: Option<String>,
     broker_connected: bool,
+    /// Keeps a flood of bad MQTT input from flooding the journal.
+    bad_input_log: LogBudget,
     published_light: Option<bool>,
     published_mode: Option<Mode>,
     published_health: Option<Vec<&'static str>>,
@@ -366,6 +408,7 @@ impl Core {
             sensor_status: SensorStatus::Ok,
             last_sensor_error: None,
             broker_connected: false,
+            bad_input_log: LogBudget::default(),
             published_light: None,
             published_mode: None,
             published_health: None,
@@ -509,7 +552,9 @@ impl Core {
             match parse_light_set(payload) {
                 Ok(cmd) => self.on_command(cmd),
                 Err(e) => {
-                    warn!("rejected command on {topic} ({}): {e}", printable(payload));
+                    if self.bad_input_log.allow(Instant::now()) {
+                        warn!("rejected command on {topic} ({}): {e}", printable(payload));
+                    }
                     self.outbox
                         .publish(&self.topics.light_set_error, e.to_string(), false);
                 }
@@ -525,7 +570,11 @@ impl Core {
                         std::thread::sleep(Duration::from_secs_f64(s));
                     }
                 }
-                Err(e) => warn!("rejected {topic} ({}): {e}", printable(payload)),
+                Err(e) => {
+                    if self.bad_input_log.allow(Instant::now()) {
+                        warn!("rejected {topic} ({}): {e}", printable(payload));
+                    }
+                }
             }
         } else if self.settings.sensor.source == SensorSource::Mqtt
             && topic == self.settings.sensor.topic
@@ -541,10 +590,14 @@ impl Core {
                         at,
                     });
                 }
-                None => warn!(
-                    "rejected reading on {topic} ({}): not a non-negative number",
-                    printable(payload)
-                ),
+                None => {
+                    if self.bad_input_log.allow(Instant::now()) {
+                        warn!(
+                            "rejected reading on {topic} ({}): not a non-negative number",
+                            printable(payload)
+                        );
+                    }
+                }
             }
         }
     }
@@ -553,7 +606,7 @@ impl Core {
         let now = self.clock.now();
         let inputs = self.inputs(now);
         let decision = self.controller.command(&inputs, cmd);
-        info!("command {cmd:?} accepted");
+        debug!("command {cmd:?} accepted");
         self.apply(decision);
     }
 
@@ -895,6 +948,22 @@ mod tests {
         assert_eq!(parse_lux(b"inf"), None);
         assert_eq!(parse_lux(b"bright"), None);
         assert_eq!(parse_lux(&[0xff, 0xfe]), None);
+    }
+
+    #[test]
+    fn log_budget_allows_ten_a_minute_then_counts() {
+        let mut b = LogBudget::default();
+        let t0 = Instant::now();
+        let allowed = (0..25)
+            .filter(|i| b.allow(t0 + Duration::from_millis(*i)))
+            .count();
+        assert_eq!(allowed, LogBudget::PER_MINUTE as usize);
+        assert_eq!(b.suppressed, 15);
+        assert!(
+            b.allow(t0 + Duration::from_secs(61)),
+            "a new minute starts a new budget"
+        );
+        assert_eq!(b.suppressed, 0);
     }
 
     #[test]
