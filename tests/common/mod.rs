@@ -2,7 +2,10 @@
 //! or freeze the path to the broker, an MQTT observer client, and settings builders.
 #![allow(dead_code)]
 
+pub mod broker;
+pub mod collector;
 pub mod daemon;
+pub mod procfs;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
