@@ -70,7 +70,12 @@ impl Daemon {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn greenhoused");
-        Daemon { child, dir, config, log }
+        Daemon {
+            child,
+            dir,
+            config,
+            log,
+        }
     }
 
     pub fn pid(&self) -> u32 {

@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod collector;
 pub mod daemon;
+pub mod observe;
 pub mod procfs;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
