@@ -70,12 +70,7 @@ impl Daemon {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn greenhoused");
-        Daemon {
-            child,
-            dir,
-            config,
-            log,
-        }
+        Daemon { child, dir, config, log }
     }
 
     pub fn pid(&self) -> u32 {
