@@ -36,7 +36,7 @@ impl Collector {
         let filter_owned = filter.to_string();
         client.set_connected_callback(move |c| {
             // Resubscribe every time: a SIGKILLed broker may have lost the session.
-            let _ = c.subscribe(filter_owned.as_str(), 1);
+            drop(c.subscribe(filter_owned.as_str(), 1));
         });
         let records = Arc::new(Mutex::new(Vec::new()));
         let sink = records.clone();
@@ -153,6 +153,6 @@ impl Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
-        let _ = self.client.disconnect(None);
+        drop(self.client.disconnect(None));
     }
 }
