@@ -2,7 +2,8 @@
 //! TCP but never answers CONNACK, a broker that refuses the credentials.
 //!
 //! `GREENHOUSED_FULL=1` runs the chaos scenario with the full outage range (0.5–3 s); the default CI
-//! variant uses 0.3–1.2 s outages.
+//! variant uses 0.3–1.2 s outages. While debugging, `CHAOS_CYCLES=n` runs fewer cycles and `CHAOS_DEBUG=1`
+//! prints what the collector and the broker saw when a reconnect check fails.
 
 mod common;
 
