@@ -2,7 +2,11 @@
 //! or freeze the path to the broker, an MQTT observer client, and settings builders.
 #![allow(dead_code)]
 
+pub mod broker;
+pub mod collector;
 pub mod daemon;
+pub mod observe;
+pub mod procfs;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
