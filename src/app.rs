@@ -286,9 +286,9 @@ impl LogBudget {
 
     /// Whether a warning may be logged now.
     fn allow(&mut self, now: Instant) -> bool {
-        let expired = self
-            .window_start
-            .map_or(true, |start| now.saturating_duration_since(start) >= Duration::from_secs(60));
+        let expired = self.window_start.map_or(true, |start| {
+            now.saturating_duration_since(start) >= Duration::from_secs(60)
+        });
         if expired {
             if self.suppressed > 0 {
                 warn!(

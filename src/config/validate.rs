@@ -613,8 +613,22 @@ fn resolve(base_dir: Option<&Path>, file: &str) -> PathBuf {
 }
 
 /// Reads a secret file, dropping the trailing newline(s) editors and `echo` add.
+/// Longest password file accepted: a password, not a device or a log someone pointed at by mistake.
+const MAX_SECRET_BYTES: u64 = 4096;
+
 fn read_secret(path: &Path) -> Result<String, String> {
-    let text = fs::read_to_string(path).map_err(|e| format!("cannot be read: {e}"))?;
+    use std::io::Read;
+    // A regular file only (a FIFO would block, /dev/zero would never end), read with a bound.
+    check_readable(path)?;
+    let mut text = String::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_SECRET_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if text.len() as u64 > MAX_SECRET_BYTES {
+        return Err(format!(
+            "is larger than {MAX_SECRET_BYTES} bytes; it should hold only the password"
+        ));
+    }
     let secret = text.trim_end_matches(['\n', '\r']);
     if secret.is_empty() {
         return Err("is empty".to_string());
@@ -1164,6 +1178,21 @@ mod tests {
         let p = run("[mqtt]\npassword_file = \"pw\"\n");
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].key, "mqtt.username");
+    }
+
+    #[test]
+    fn password_file_must_be_a_small_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("huge"), "x".repeat(5000)).unwrap();
+        let run = |text: &str| {
+            let (raw, _) = RawConfig::parse(text).unwrap();
+            validate(&raw, Some(dir.path()), &env()).unwrap_err()
+        };
+        let p = run("[mqtt]\nusername = \"u\"\npassword_file = \"huge\"\n");
+        assert!(p[0].reason.contains("larger than"), "{p:?}");
+        // /dev/zero would never end and a FIFO would block: neither is read.
+        let p = run("[mqtt]\nusername = \"u\"\npassword_file = \"/dev/zero\"\n");
+        assert!(p[0].reason.contains("not a regular file"), "{p:?}");
     }
 
     #[test]

@@ -76,6 +76,20 @@ impl Cfg {
     }
 }
 
+/// A config from raw sections: `[device] id = "test"`, `[mqtt]` with the body `mqtt`, then `extra` (more
+/// sections, TOML text). For tests that spell their sections out; [`Cfg`] builds the usual ones key by key.
+pub fn test_config(mqtt: &str, extra: &str) -> String {
+    format!("[device]\nid = \"test\"\n\n[mqtt]\n{mqtt}\n\n{extra}\n")
+}
+
+/// `[mqtt]` body for a mosquitto on `port` with topic prefix `prefix`.
+pub fn mqtt_section(port: u16, prefix: &str) -> String {
+    format!(
+        "url = \"mqtt://127.0.0.1:{port}\"\ntopic_prefix = \"{prefix}\"\nkeepalive_s = 5\nclient_id = \"gh-{}\"",
+        prefix.replace('/', "-")
+    )
+}
+
 impl Daemon {
     /// Start the daemon with `config` (TOML text) on mock hardware.
     pub fn start(config: &str) -> Daemon {
