@@ -235,6 +235,19 @@ async fn offline_buffer_is_bounded_and_flushed_in_order() {
     obs.wait_payload(&t.luminosity, "7", T)
         .await
         .expect("last reading");
+    // Retained and queued messages travel in separate batches: wait for both before comparing.
+    obs.wait_seen(&t.light, "on", T)
+        .await
+        .expect("retained light");
+    let after_will = obs
+        .seen
+        .iter()
+        .position(|m| m.topic == t.status && m.payload == "offline")
+        .expect("the will was seen")
+        + 1;
+    obs.wait_after(after_will, &t.status, |m| m.payload == "online", T)
+        .await
+        .expect("online again");
     assert_eq!(obs.payloads(&t.luminosity), vec!["3", "4", "5", "6", "7"]);
     assert_eq!(obs.payloads(&t.status), vec!["online", "offline", "online"]);
     assert_eq!(obs.payloads(&t.light), vec!["on"]);
