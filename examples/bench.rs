@@ -5,7 +5,7 @@
 //! paho clients on the bench side. Every wait is bounded.
 //!
 //! ```text
-//! cargo build --release --bins --examples && target/release/examples/bench [--quick] [--commands N]
+//! cargo build --release --bin greenhoused && cargo build --release --example bench && target/release/examples/bench [--quick] [--commands N]
 //! ```
 //! See docs/PERFORMANCE.md for what each figure means and the last results.
 
@@ -46,6 +46,11 @@ struct Opts {
 const PHASES: [&str; 6] = ["binary", "echo", "embedded", "reaction", "start", "idle"];
 
 impl Opts {
+    /// Time limit of one latency loop: rows that hit Nagle's 40 ms stalls stop here instead of taking minutes.
+    fn cap(&self) -> Duration {
+        Duration::from_secs(if self.quick { 2 } else { 8 })
+    }
+
     fn runs(&self, phase: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|p| p == phase)
     }
@@ -93,7 +98,7 @@ impl Opts {
         };
         if !daemon.is_file() {
             return Err(format!(
-                "{} does not exist: run `cargo build --release --bins --examples` first (or pass --daemon PATH)",
+                "{} does not exist: run `cargo build --release --bin greenhoused && cargo build --release --example bench` first (or pass --daemon PATH)",
                 daemon.display()
             )
             .into());
@@ -110,6 +115,8 @@ impl Opts {
 struct Lat {
     samples: Vec<Duration>,
     timeouts: usize,
+    /// The loop stopped at its time limit before reaching the requested count.
+    capped: bool,
 }
 
 impl Lat {
@@ -143,8 +150,9 @@ impl Lat {
     }
     fn line(&self) -> String {
         format!(
-            "n={:<5} min {:>8} p50 {:>8} p90 {:>8} p99 {:>8} max {:>8}  >10ms: {:<4} lost: {}",
+            "n={:<5}{} min {:>8} p50 {:>8} p90 {:>8} p99 {:>8} max {:>8}  >10ms: {:<4} lost: {}",
             self.samples.len(),
+            if self.capped { "(time-capped)" } else { "" },
             ms(self.min()),
             ms(self.p50()),
             ms(self.pct(90.0)),
@@ -434,12 +442,27 @@ async fn client(port: u16, name: &str) -> Result<(paho::AsyncClient, Rx), BoxErr
         .keep_alive_interval(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(5))
         .finalize();
-    tokio::time::timeout(Duration::from_secs(10), cli.connect(opts)).await??;
-    Ok((cli, rx))
+    match tokio::time::timeout(Duration::from_secs(10), cli.connect(opts)).await {
+        Ok(Ok(_)) => Ok((cli, rx)),
+        failed => {
+            // paho-mqtt 0.14: the failure callback may hold the last handle of a dropped client and destroy it
+            // under Paho C's global mutex: every paho thread deadlocks (eclipse-paho/paho.mqtt.rust#239).
+            // Keep clients of failed connects alive until the process ends.
+            std::mem::forget(cli);
+            Err(match failed {
+                Ok(Err(e)) => e.into(),
+                _ => "MQTT connect timed out".into(),
+            })
+        }
+    }
 }
 
 /// Connect, retrying while the broker is not up yet (the embedded one starts with the daemon).
 async fn client_retry(port: u16, name: &str, limit: Duration) -> Result<(paho::AsyncClient, Rx), BoxError> {
+    // Wait for the listener first, so paho rarely sees a refused connect (see `client`).
+    if !wait_port(port, limit) {
+        return Err(format!("nothing listens on 127.0.0.1:{port} after {limit:?}").into());
+    }
     let end = Instant::now() + limit;
     loop {
         match client(port, name).await {
@@ -499,14 +522,19 @@ async fn responder(port: u16, x: &str, y: &str, qos: i32) -> Result<paho::AsyncC
 }
 
 /// Transport floor: A publishes a sequence number on `x`, the responder echoes it on `y`, A times the round.
-async fn floor(port: u16, n: usize, qos: i32) -> Result<Lat, BoxError> {
+async fn floor(port: u16, n: usize, qos: i32, cap: Duration) -> Result<Lat, BoxError> {
     let tag = format!("bench/floor/{:08x}", rand::thread_rng().gen::<u32>());
     let (x, y) = (format!("{tag}/x"), format!("{tag}/y"));
     let echo = responder(port, &x, &y, qos).await?;
     let (cli, rx) = client(port, "floor").await?;
     subscribe(&cli, &y, qos).await?;
     let mut lat = Lat::default();
+    let stop_at = Instant::now() + cap;
     for i in 0..(n + n / 10) {
+        if Instant::now() >= stop_at {
+            lat.capped = true;
+            break;
+        }
         let payload = i.to_string();
         let t0 = Instant::now();
         publish(&cli, &x, payload.as_bytes(), qos);
@@ -523,12 +551,17 @@ async fn floor(port: u16, n: usize, qos: i32) -> Result<Lat, BoxError> {
 }
 
 /// Broker round trip with no second client: A publishes on a topic it is itself subscribed to.
-async fn broker_rtt(port: u16, n: usize, qos: i32) -> Result<Lat, BoxError> {
+async fn broker_rtt(port: u16, n: usize, qos: i32, cap: Duration) -> Result<Lat, BoxError> {
     let t = format!("bench/rtt/{:08x}", rand::thread_rng().gen::<u32>());
     let (cli, rx) = client(port, "rtt").await?;
     subscribe(&cli, &t, qos).await?;
     let mut lat = Lat::default();
+    let stop_at = Instant::now() + cap;
     for i in 0..(n + n / 10) {
+        if Instant::now() >= stop_at {
+            lat.capped = true;
+            break;
+        }
         let payload = i.to_string();
         let t0 = Instant::now();
         publish(&cli, &t, payload.as_bytes(), qos);
@@ -544,11 +577,17 @@ async fn broker_rtt(port: u16, n: usize, qos: i32) -> Result<Lat, BoxError> {
 
 /// Command → `P/light` echo through the daemon: alternate on/off on `P/light/set`, time to the matching
 /// `P/light`. The next command is always the opposite of the last `P/light` seen, so a lost message resyncs.
-async fn daemon_echo(port: u16, prefix: &str, n: usize, qos: i32) -> Result<Lat, BoxError> {
+async fn daemon_echo(port: u16, prefix: &str, n: usize, qos: i32, cap: Duration) -> Result<Lat, BoxError> {
     let (cli, rx) = client(port, "cmd").await?;
     let light_topic = format!("{prefix}/light");
     let mode_topic = format!("{prefix}/mode");
     let set_topic = format!("{prefix}/light/set");
+    let status_topic = format!("{prefix}/status");
+    subscribe(&cli, &status_topic, qos).await?;
+    // `online` (retained) is published after the daemon's SUBSCRIBE on the same connection: commands reach it now.
+    wait_msg(&rx, Duration::from_secs(10), |m| m.topic() == status_topic && m.payload() == b"online")
+        .await
+        .ok_or("the daemon did not publish P/status online within 10 s")?;
     subscribe(&cli, &light_topic, qos).await?;
     subscribe(&cli, &mode_topic, qos).await?;
     // Into manual mode with the light on: once P/mode says manual, the P/light of that command came before it.
@@ -558,7 +597,12 @@ async fn daemon_echo(port: u16, prefix: &str, n: usize, qos: i32) -> Result<Lat,
         .ok_or("the daemon did not go to manual mode after an \"on\" command within 10 s")?;
     let mut light_on = true;
     let mut lat = Lat::default();
+    let stop_at = Instant::now() + cap;
     for i in 0..(n + n / 10) {
+        if Instant::now() >= stop_at {
+            lat.capped = true;
+            break;
+        }
         let want: &[u8] = if light_on { b"off" } else { b"on" };
         let t0 = Instant::now();
         publish(&cli, &set_topic, want, qos);
@@ -610,9 +654,9 @@ async fn echo_on_mosquitto(opts: &Opts, nodelay: bool, qos: i32, out: &mut Summa
     let m = Mosquitto::start(nodelay)?;
     let prefix = unique_prefix("echo");
     let d = Daemon::start(&opts.daemon, &daemon_config(&Broker::Mosquitto(m.port), &prefix, qos, "[mock]\nambient = \"300\"\n"))?;
-    let rtt = broker_rtt(m.port, opts.commands, qos).await?;
-    let floor = floor(m.port, opts.commands, qos).await?;
-    let daemon = daemon_echo(m.port, &prefix, opts.commands, qos).await?;
+    let rtt = broker_rtt(m.port, opts.commands, qos, opts.cap()).await?;
+    let floor = floor(m.port, opts.commands, qos, opts.cap()).await?;
+    let daemon = daemon_echo(m.port, &prefix, opts.commands, qos, opts.cap()).await?;
     let label = format!("mosquitto set_tcp_nodelay={nodelay:<5} QoS {qos}");
     report_echo(out, &label, &rtt, &floor, &daemon);
     drop(d);
@@ -625,9 +669,9 @@ async fn echo_on_embedded(opts: &Opts, qos: i32, out: &mut Summary) -> Result<(E
     let mut d = Daemon::start(&opts.daemon, &daemon_config(&Broker::Embedded(port), &prefix, qos, "[mock]\nambient = \"300\"\n"))?;
     let (probe, _) = client_retry(port, "probe", Duration::from_secs(10)).await?;
     let _ = probe.disconnect(None).await;
-    let rtt = broker_rtt(port, opts.commands, qos).await?;
-    let floor = floor(port, opts.commands, qos).await?;
-    let daemon = daemon_echo(port, &prefix, opts.commands, qos).await?;
+    let rtt = broker_rtt(port, opts.commands, qos, opts.cap()).await?;
+    let floor = floor(port, opts.commands, qos, opts.cap()).await?;
+    let daemon = daemon_echo(port, &prefix, opts.commands, qos, opts.cap()).await?;
     let label = format!("embedded rumqttd (in daemon)     QoS {qos}");
     report_echo(out, &label, &rtt, &floor, &daemon);
     let m = mem(d.pid());
@@ -673,8 +717,6 @@ async fn reaction(opts: &Opts, out: &mut Summary) -> Result<(), BoxError> {
         .ok_or("no P/luminosity within 10 s")?;
     let crossings = if opts.quick { 6 } else { 20 };
     let (mut total, mut cadence, mut inside) = (Lat::default(), Lat::default(), Lat::default());
-    let mut periods = Vec::new();
-    let mut last_lum: Option<Instant> = None;
     let mut light_on = false;
     for i in 0..crossings {
         // The rule ignores readings started less than LAMP_STEP_MARGIN (1 s) after a switch (they may not show
@@ -690,9 +732,6 @@ async fn reaction(opts: &Opts, out: &mut Summary) -> Result<(), BoxError> {
         let got = wait_msg(&rx, Duration::from_secs(5), |msg| {
             if msg.topic() == lum {
                 let now = Instant::now();
-                if let Some(prev) = last_lum.replace(now) {
-                    periods.push(now - prev);
-                }
                 let v: f64 = msg.payload_str().trim().parse().unwrap_or(-1.0);
                 if t_lum.is_none() && (lo..=hi).contains(&v) {
                     t_lum = Some(now);
@@ -719,7 +758,6 @@ async fn reaction(opts: &Opts, out: &mut Summary) -> Result<(), BoxError> {
         }
     }
     let _ = cli.disconnect(None).await;
-    let period = Lat { samples: periods, timeouts: 0 };
     out.say(format!(
         "  sensor.interval_s = {interval}; {crossings} crossings (100 ↔ 2000 lx, band 450/550), each {:.1} s + random \
          phase after the previous switch",
@@ -728,7 +766,6 @@ async fn reaction(opts: &Opts, out: &mut Summary) -> Result<(), BoxError> {
     out.say(format!("    mock/set → P/light (total)          {}", total.line()));
     out.say(format!("    mock/set → new P/luminosity         {}", cadence.line()));
     out.say(format!("    P/luminosity → P/light (in daemon)  {}", inside.line()));
-    out.say(format!("    P/luminosity period                 {}", period.line()));
     Ok(())
 }
 
@@ -790,7 +827,8 @@ async fn idle_start(opts: &Opts, embedded: bool) -> Result<Idle, BoxError> {
         let port = free_port()?;
         (None, port, daemon_config(&Broker::Embedded(port), &prefix, 1, "[mock]\nambient = \"300\"\n"))
     } else {
-        let m = Mosquitto::start(false)?;
+        // nodelay on, so the echo after the flood is comparable with the reference row.
+        let m = Mosquitto::start(true)?;
         let port = m.port;
         (Some(m), port, daemon_config(&Broker::Mosquitto(port), &prefix, 1, "[mock]\nambient = \"300\"\n"))
     };
@@ -837,7 +875,7 @@ fn idle_report(idle: &Idle, out: &mut Summary) -> (f64, Mem) {
     }
     let pct_ns = cpu_ns as f64 / 1e9 / elapsed * 100.0;
     let m = mem(pid);
-    out.say(format!("  [{}] idle window {elapsed:.1} s, sensor every 1 s", idle.label));
+    out.say(format!("  [{}] idle window {elapsed:.1} s (other phases ran meanwhile on other processes), sensor every 1 s", idle.label));
     out.say(format!("    RSS after start (2 readings)  {}", idle.mem_start.line()));
     out.say(format!("    RSS steady (end of window)    {}", m.line()));
     out.say(format!(
@@ -958,7 +996,7 @@ async fn flood(opts: &Opts, idle: &mut Idle, out: &mut Summary) -> Result<(Mem, 
     let _ = cli.disconnect(None).await;
     let _ = watch.disconnect(None).await;
     // Responsive afterwards?
-    let lat = daemon_echo(idle.port, &idle.prefix, 100, 1).await?;
+    let lat = daemon_echo(idle.port, &idle.prefix, 100, 1, opts.cap()).await?;
     out.say(format!("    echo after flood (QoS 1)  {}", lat.line()));
     Ok((before, after))
 }

@@ -6,5 +6,6 @@
 # Needs mosquitto on PATH. Loopback only. See docs/PERFORMANCE.md.
 set -eu
 cd "$(dirname "$0")/.."
-cargo build --release --bins --examples
+cargo build --release --bin greenhoused
+cargo build --release --example bench
 exec target/release/examples/bench "$@"
