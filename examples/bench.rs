@@ -66,12 +66,20 @@ impl Opts {
         while let Some(a) = args.next() {
             match a.as_str() {
                 "--quick" => quick = true,
-                "--daemon" => daemon = Some(PathBuf::from(args.next().ok_or("--daemon needs a path")?)),
-                "--commands" => commands = Some(args.next().ok_or("--commands needs a number")?.parse()?),
+                "--daemon" => {
+                    daemon = Some(PathBuf::from(args.next().ok_or("--daemon needs a path")?))
+                }
+                "--commands" => {
+                    commands = Some(args.next().ok_or("--commands needs a number")?.parse()?)
+                }
                 "--only" => {
                     for p in args.next().ok_or("--only needs a list")?.split(',') {
                         if !PHASES.contains(&p) {
-                            return Err(format!("unknown phase {p:?}; phases: {}", PHASES.join(",")).into());
+                            return Err(format!(
+                                "unknown phase {p:?}; phases: {}",
+                                PHASES.join(",")
+                            )
+                            .into());
                         }
                         only.push(p.to_string());
                     }
@@ -79,7 +87,8 @@ impl Opts {
                 "-h" | "--help" => {
                     println!(
                         "usage: bench [--quick] [--commands N] [--only {}] [--daemon PATH-TO-RELEASE-greenhoused]\n\
-                         BENCH_DAEMON_PRELOAD=lib.so sets LD_PRELOAD for the daemon processes only",
+                         BENCH_DAEMON_PRELOAD=lib.so sets LD_PRELOAD for the daemon processes only;\n\
+                         BENCH_DAEMON_ENV=\"K=V ...\" adds environment variables to them",
                         PHASES.join(",")
                     );
                     std::process::exit(0);
@@ -104,7 +113,12 @@ impl Opts {
             .into());
         }
         let commands = commands.unwrap_or(if quick { 200 } else { 1000 });
-        Ok(Opts { quick, daemon, commands, only })
+        Ok(Opts {
+            quick,
+            daemon,
+            commands,
+            only,
+        })
     }
 }
 
@@ -221,7 +235,11 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run mosquitto ({e}): install the mosquitto package"))?;
-        let m = Mosquitto { port, child, _dir: dir };
+        let m = Mosquitto {
+            port,
+            child,
+            _dir: dir,
+        };
         if !wait_port(port, Duration::from_secs(5)) {
             return Err(format!("mosquitto did not listen on 127.0.0.1:{port} within 5 s").into());
         }
@@ -251,6 +269,14 @@ impl Daemon {
         let mut cmd = Command::new(bin);
         if let Some(lib) = std::env::var_os("BENCH_DAEMON_PRELOAD") {
             cmd.env("LD_PRELOAD", lib);
+        }
+        // Experiments: extra environment for the daemon only, e.g. BENCH_DAEMON_ENV="MALLOC_ARENA_MAX=1".
+        if let Ok(extra) = std::env::var("BENCH_DAEMON_ENV") {
+            for kv in extra.split_whitespace() {
+                if let Some((k, v)) = kv.split_once('=') {
+                    cmd.env(k, v);
+                }
+            }
         }
         let child = cmd
             .arg("--mock-hardware")
@@ -283,7 +309,10 @@ impl Daemon {
 
     /// SIGTERM and wait (bounded); `Some(exit code)` when it exited in time.
     fn stop(&mut self, limit: Duration) -> Option<i32> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
         let end = Instant::now() + limit;
         while Instant::now() < end {
             if let Ok(Some(st)) = self.child.try_wait() {
@@ -313,7 +342,9 @@ enum Broker {
 fn daemon_config(broker: &Broker, prefix: &str, qos: i32, extra: &str) -> String {
     let url = match broker {
         Broker::Mosquitto(port) => format!("url = \"mqtt://127.0.0.1:{port}\""),
-        Broker::Embedded(port) => format!("url = \"embedded\"\nembedded_listen = \"127.0.0.1:{port}\""),
+        Broker::Embedded(port) => {
+            format!("url = \"embedded\"\nembedded_listen = \"127.0.0.1:{port}\"")
+        }
     };
     format!(
         "[device]\nid = \"bench\"\n\n[mqtt]\n{url}\ntopic_prefix = \"{prefix}\"\nqos = {qos}\n\
@@ -395,7 +426,9 @@ fn proc_ticks(pid: u32) -> u64 {
 
 fn stat_ticks(path: &str) -> u64 {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let Some(rest) = text.rsplit_once(") ").map(|(_, r)| r) else { return 0 };
+    let Some(rest) = text.rsplit_once(") ").map(|(_, r)| r) else {
+        return 0;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
     // Fields after "comm)": state(3) … utime(14) stime(15), 1-based in proc(5).
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
@@ -404,11 +437,16 @@ fn stat_ticks(path: &str) -> u64 {
 
 fn threads(pid: u32) -> BTreeMap<String, ThreadStat> {
     let mut out = BTreeMap::new();
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
     for entry in dir.flatten() {
         let tid = entry.file_name().to_string_lossy().into_owned();
         let base = format!("/proc/{pid}/task/{tid}");
-        let name = std::fs::read_to_string(format!("{base}/comm")).unwrap_or_default().trim().to_string();
+        let name = std::fs::read_to_string(format!("{base}/comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         let cpu_ns = std::fs::read_to_string(format!("{base}/schedstat"))
             .ok()
             .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
@@ -416,12 +454,24 @@ fn threads(pid: u32) -> BTreeMap<String, ThreadStat> {
         let status = std::fs::read_to_string(format!("{base}/status")).unwrap_or_default();
         let switches: u64 = status
             .lines()
-            .filter(|l| l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches"))
-            .filter_map(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+            .filter(|l| {
+                l.starts_with("voluntary_ctxt_switches")
+                    || l.starts_with("nonvoluntary_ctxt_switches")
+            })
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
             .sum();
         out.insert(
             format!("{name}/{tid}"),
-            ThreadStat { name, cpu_ns, ticks: stat_ticks(&format!("{base}/stat")), switches },
+            ThreadStat {
+                name,
+                cpu_ns,
+                ticks: stat_ticks(&format!("{base}/stat")),
+                switches,
+            },
         );
     }
     out
@@ -433,7 +483,10 @@ fn threads(pid: u32) -> BTreeMap<String, ThreadStat> {
 async fn client(port: u16, name: &str) -> Result<(paho::AsyncClient, Rx), BoxError> {
     let mut cli = paho::CreateOptionsBuilder::new_v3()
         .server_uri(format!("tcp://127.0.0.1:{port}"))
-        .client_id(format!("bench-{name}-{:08x}", rand::thread_rng().gen::<u32>()))
+        .client_id(format!(
+            "bench-{name}-{:08x}",
+            rand::thread_rng().gen::<u32>()
+        ))
         .persistence(paho::PersistenceType::None)
         .create_client()?;
     let rx = cli.get_stream(100_000);
@@ -458,7 +511,11 @@ async fn client(port: u16, name: &str) -> Result<(paho::AsyncClient, Rx), BoxErr
 }
 
 /// Connect, retrying while the broker is not up yet (the embedded one starts with the daemon).
-async fn client_retry(port: u16, name: &str, limit: Duration) -> Result<(paho::AsyncClient, Rx), BoxError> {
+async fn client_retry(
+    port: u16,
+    name: &str,
+    limit: Duration,
+) -> Result<(paho::AsyncClient, Rx), BoxError> {
     // Wait for the listener first, so paho rarely sees a refused connect (see `client`).
     if !wait_port(port, limit) {
         return Err(format!("nothing listens on 127.0.0.1:{port} after {limit:?}").into());
@@ -479,7 +536,11 @@ async fn subscribe(cli: &paho::AsyncClient, topic: &str, qos: i32) -> Result<(),
 }
 
 fn publish(cli: &paho::AsyncClient, topic: &str, payload: impl Into<Vec<u8>>, qos: i32) {
-    let msg = paho::MessageBuilder::new().topic(topic).payload(payload).qos(qos).finalize();
+    let msg = paho::MessageBuilder::new()
+        .topic(topic)
+        .payload(payload)
+        .qos(qos)
+        .finalize();
     // The token is not awaited: latency is taken to the matching reply, not to the PUBACK.
     drop(cli.publish(msg));
 }
@@ -513,7 +574,11 @@ async fn responder(port: u16, x: &str, y: &str, qos: i32) -> Result<paho::AsyncC
     let y = y.to_string();
     cli.set_message_callback(move |c, m| {
         if let Some(m) = m {
-            let out = paho::MessageBuilder::new().topic(y.as_str()).payload(m.payload()).qos(qos).finalize();
+            let out = paho::MessageBuilder::new()
+                .topic(y.as_str())
+                .payload(m.payload())
+                .qos(qos)
+                .finalize();
             drop(c.publish(out));
         }
     });
@@ -538,7 +603,11 @@ async fn floor(port: u16, n: usize, qos: i32, cap: Duration) -> Result<Lat, BoxE
         let payload = i.to_string();
         let t0 = Instant::now();
         publish(&cli, &x, payload.as_bytes(), qos);
-        match wait_msg(&rx, MSG_TIMEOUT, |m| m.topic() == y && m.payload() == payload.as_bytes()).await {
+        match wait_msg(&rx, MSG_TIMEOUT, |m| {
+            m.topic() == y && m.payload() == payload.as_bytes()
+        })
+        .await
+        {
             // The first 10 % warm up the connections and are not counted.
             Some((_, at)) if i >= n / 10 => lat.samples.push(at - t0),
             Some(_) => {}
@@ -577,7 +646,13 @@ async fn broker_rtt(port: u16, n: usize, qos: i32, cap: Duration) -> Result<Lat,
 
 /// Command → `P/light` echo through the daemon: alternate on/off on `P/light/set`, time to the matching
 /// `P/light`. The next command is always the opposite of the last `P/light` seen, so a lost message resyncs.
-async fn daemon_echo(port: u16, prefix: &str, n: usize, qos: i32, cap: Duration) -> Result<Lat, BoxError> {
+async fn daemon_echo(
+    port: u16,
+    prefix: &str,
+    n: usize,
+    qos: i32,
+    cap: Duration,
+) -> Result<Lat, BoxError> {
     let (cli, rx) = client(port, "cmd").await?;
     let light_topic = format!("{prefix}/light");
     let mode_topic = format!("{prefix}/mode");
@@ -585,16 +660,20 @@ async fn daemon_echo(port: u16, prefix: &str, n: usize, qos: i32, cap: Duration)
     let status_topic = format!("{prefix}/status");
     subscribe(&cli, &status_topic, qos).await?;
     // `online` (retained) is published after the daemon's SUBSCRIBE on the same connection: commands reach it now.
-    wait_msg(&rx, Duration::from_secs(10), |m| m.topic() == status_topic && m.payload() == b"online")
-        .await
-        .ok_or("the daemon did not publish P/status online within 10 s")?;
+    wait_msg(&rx, Duration::from_secs(10), |m| {
+        m.topic() == status_topic && m.payload() == b"online"
+    })
+    .await
+    .ok_or("the daemon did not publish P/status online within 10 s")?;
     subscribe(&cli, &light_topic, qos).await?;
     subscribe(&cli, &mode_topic, qos).await?;
     // Into manual mode with the light on: once P/mode says manual, the P/light of that command came before it.
     publish(&cli, &set_topic, "on", qos);
-    wait_msg(&rx, Duration::from_secs(10), |m| m.topic() == mode_topic && m.payload() == b"manual")
-        .await
-        .ok_or("the daemon did not go to manual mode after an \"on\" command within 10 s")?;
+    wait_msg(&rx, Duration::from_secs(10), |m| {
+        m.topic() == mode_topic && m.payload() == b"manual"
+    })
+    .await
+    .ok_or("the daemon did not go to manual mode after an \"on\" command within 10 s")?;
     let mut light_on = true;
     let mut lat = Lat::default();
     let stop_at = Instant::now() + cap;
@@ -606,7 +685,11 @@ async fn daemon_echo(port: u16, prefix: &str, n: usize, qos: i32, cap: Duration)
         let want: &[u8] = if light_on { b"off" } else { b"on" };
         let t0 = Instant::now();
         publish(&cli, &set_topic, want, qos);
-        match wait_msg(&rx, MSG_TIMEOUT, |m| m.topic() == light_topic && m.payload() == want).await {
+        match wait_msg(&rx, MSG_TIMEOUT, |m| {
+            m.topic() == light_topic && m.payload() == want
+        })
+        .await
+        {
             Some((_, at)) => {
                 light_on = want == b"on";
                 if i >= n / 10 {
@@ -650,23 +733,52 @@ struct EchoRow {
     daemon: Lat,
 }
 
-async fn echo_on_mosquitto(opts: &Opts, nodelay: bool, qos: i32, out: &mut Summary) -> Result<EchoRow, BoxError> {
+async fn echo_on_mosquitto(
+    opts: &Opts,
+    nodelay: bool,
+    qos: i32,
+    out: &mut Summary,
+) -> Result<EchoRow, BoxError> {
     let m = Mosquitto::start(nodelay)?;
     let prefix = unique_prefix("echo");
-    let d = Daemon::start(&opts.daemon, &daemon_config(&Broker::Mosquitto(m.port), &prefix, qos, "[mock]\nambient = \"300\"\n"))?;
+    let d = Daemon::start(
+        &opts.daemon,
+        &daemon_config(
+            &Broker::Mosquitto(m.port),
+            &prefix,
+            qos,
+            "[mock]\nambient = \"300\"\n",
+        ),
+    )?;
     let rtt = broker_rtt(m.port, opts.commands, qos, opts.cap()).await?;
     let floor = floor(m.port, opts.commands, qos, opts.cap()).await?;
     let daemon = daemon_echo(m.port, &prefix, opts.commands, qos, opts.cap()).await?;
     let label = format!("mosquitto set_tcp_nodelay={nodelay:<5} QoS {qos}");
     report_echo(out, &label, &rtt, &floor, &daemon);
     drop(d);
-    Ok(EchoRow { label, floor, daemon })
+    Ok(EchoRow {
+        label,
+        floor,
+        daemon,
+    })
 }
 
-async fn echo_on_embedded(opts: &Opts, qos: i32, out: &mut Summary) -> Result<(EchoRow, Mem), BoxError> {
+async fn echo_on_embedded(
+    opts: &Opts,
+    qos: i32,
+    out: &mut Summary,
+) -> Result<(EchoRow, Mem), BoxError> {
     let port = free_port()?;
     let prefix = unique_prefix("echo-embedded");
-    let mut d = Daemon::start(&opts.daemon, &daemon_config(&Broker::Embedded(port), &prefix, qos, "[mock]\nambient = \"300\"\n"))?;
+    let mut d = Daemon::start(
+        &opts.daemon,
+        &daemon_config(
+            &Broker::Embedded(port),
+            &prefix,
+            qos,
+            "[mock]\nambient = \"300\"\n",
+        ),
+    )?;
     let (probe, _) = client_retry(port, "probe", Duration::from_secs(10)).await?;
     let _ = probe.disconnect(None).await;
     let rtt = broker_rtt(port, opts.commands, qos, opts.cap()).await?;
@@ -678,7 +790,14 @@ async fn echo_on_embedded(opts: &Opts, qos: i32, out: &mut Summary) -> Result<(E
     if !d.running() {
         return Err("the daemon with the embedded broker exited during the echo run".into());
     }
-    Ok((EchoRow { label, floor, daemon }, m))
+    Ok((
+        EchoRow {
+            label,
+            floor,
+            daemon,
+        },
+        m,
+    ))
 }
 
 fn report_echo(out: &mut Summary, label: &str, rtt: &Lat, floor: &Lat, daemon: &Lat) {
@@ -708,7 +827,11 @@ async fn reaction(opts: &Opts, out: &mut Summary) -> Result<(), BoxError> {
     );
     let _d = Daemon::start(&opts.daemon, &cfg)?;
     let (cli, rx) = client(m.port, "reaction").await?;
-    let (light, lum, mock) = (format!("{prefix}/light"), format!("{prefix}/luminosity"), format!("{prefix}/mock/set"));
+    let (light, lum, mock) = (
+        format!("{prefix}/light"),
+        format!("{prefix}/luminosity"),
+        format!("{prefix}/mock/set"),
+    );
     subscribe(&cli, &light, 1).await?;
     subscribe(&cli, &lum, 1).await?;
     // Settle: first reading at 2000 lx, light off.
@@ -722,10 +845,14 @@ async fn reaction(opts: &Opts, out: &mut Summary) -> Result<(), BoxError> {
         // The rule ignores readings started less than LAMP_STEP_MARGIN (1 s) after a switch (they may not show
         // the new lamp state yet): wait that out plus one worst-case conversion (0.66 s), then a random phase
         // against the sensor's cadence so the distribution covers all of it.
-        let wait = SETTLE_AFTER_SWITCH + Duration::from_secs_f64(rand::thread_rng().gen_range(0.0..interval));
+        let wait = SETTLE_AFTER_SWITCH
+            + Duration::from_secs_f64(rand::thread_rng().gen_range(0.0..interval));
         tokio::time::sleep(wait).await;
-        let (ambient, want, lo, hi) =
-            if light_on { (2000.0, "off", 1900.0, 2100.0) } else { (100.0, "on", 95.0, 105.0) };
+        let (ambient, want, lo, hi) = if light_on {
+            (2000.0, "off", 1900.0, 2100.0)
+        } else {
+            (100.0, "on", 95.0, 105.0)
+        };
         let t0 = Instant::now();
         publish(&cli, &mock, format!("{{\"ambient_lux\": {ambient}}}"), 1);
         let mut t_lum = None;
@@ -763,9 +890,18 @@ async fn reaction(opts: &Opts, out: &mut Summary) -> Result<(), BoxError> {
          phase after the previous switch",
         SETTLE_AFTER_SWITCH.as_secs_f64()
     ));
-    out.say(format!("    mock/set → P/light (total)          {}", total.line()));
-    out.say(format!("    mock/set → new P/luminosity         {}", cadence.line()));
-    out.say(format!("    P/luminosity → P/light (in daemon)  {}", inside.line()));
+    out.say(format!(
+        "    mock/set → P/light (total)          {}",
+        total.line()
+    ));
+    out.say(format!(
+        "    mock/set → new P/luminosity         {}",
+        cadence.line()
+    ));
+    out.say(format!(
+        "    P/luminosity → P/light (in daemon)  {}",
+        inside.line()
+    ));
     Ok(())
 }
 
@@ -778,7 +914,12 @@ async fn startup(opts: &Opts, out: &mut Summary) -> Result<Duration, BoxError> {
         let prefix = unique_prefix("start");
         let (cli, rx) = client(m.port, "start").await?;
         subscribe(&cli, &format!("{prefix}/#"), 1).await?;
-        let cfg = daemon_config(&Broker::Mosquitto(m.port), &prefix, 1, "[mock]\nambient = \"300\"\n");
+        let cfg = daemon_config(
+            &Broker::Mosquitto(m.port),
+            &prefix,
+            1,
+            "[mock]\nambient = \"300\"\n",
+        );
         let (status, lum) = (format!("{prefix}/status"), format!("{prefix}/luminosity"));
         let t0 = Instant::now();
         let mut d = Daemon::start(&opts.daemon, &cfg)?;
@@ -802,9 +943,17 @@ async fn startup(opts: &Opts, out: &mut Summary) -> Result<Duration, BoxError> {
         }
         let _ = cli.disconnect(None).await;
     }
-    out.say(format!("  {runs} fresh starts against a running mosquitto (sensor.interval_s = 1)"));
-    out.say(format!("    spawn → first P/status online  {}", first_status.line()));
-    out.say(format!("    spawn → first P/luminosity     {}", first_lum.line()));
+    out.say(format!(
+        "  {runs} fresh starts against a running mosquitto (sensor.interval_s = 1)"
+    ));
+    out.say(format!(
+        "    spawn → first P/status online  {}",
+        first_status.line()
+    ));
+    out.say(format!(
+        "    spawn → first P/luminosity     {}",
+        first_lum.line()
+    ));
     Ok(first_lum.p50())
 }
 
@@ -825,19 +974,39 @@ async fn idle_start(opts: &Opts, embedded: bool) -> Result<Idle, BoxError> {
     let prefix = unique_prefix("idle");
     let (broker, port, cfg) = if embedded {
         let port = free_port()?;
-        (None, port, daemon_config(&Broker::Embedded(port), &prefix, 1, "[mock]\nambient = \"300\"\n"))
+        (
+            None,
+            port,
+            daemon_config(
+                &Broker::Embedded(port),
+                &prefix,
+                1,
+                "[mock]\nambient = \"300\"\n",
+            ),
+        )
     } else {
         // nodelay on, so the echo after the flood is comparable with the reference row.
         let m = Mosquitto::start(true)?;
         let port = m.port;
-        (Some(m), port, daemon_config(&Broker::Mosquitto(port), &prefix, 1, "[mock]\nambient = \"300\"\n"))
+        (
+            Some(m),
+            port,
+            daemon_config(
+                &Broker::Mosquitto(port),
+                &prefix,
+                1,
+                "[mock]\nambient = \"300\"\n",
+            ),
+        )
     };
     let daemon = Daemon::start(&opts.daemon, &cfg)?;
     let (cli, rx) = client_retry(port, "idle", Duration::from_secs(10)).await?;
     subscribe(&cli, &format!("{prefix}/luminosity"), 1).await?;
     // Warm-up: two readings published, then the window starts.
     for _ in 0..2 {
-        wait_msg(&rx, Duration::from_secs(5), |_| true).await.ok_or("idle daemon published no readings")?;
+        wait_msg(&rx, Duration::from_secs(5), |_| true)
+            .await
+            .ok_or("idle daemon published no readings")?;
     }
     let _ = cli.disconnect(None).await;
     let pid = daemon.pid();
@@ -850,7 +1019,11 @@ async fn idle_start(opts: &Opts, embedded: bool) -> Result<Idle, BoxError> {
         _broker: broker,
         port,
         prefix,
-        label: if embedded { "embedded broker" } else { "mosquitto" },
+        label: if embedded {
+            "embedded broker"
+        } else {
+            "mosquitto"
+        },
     })
 }
 
@@ -876,7 +1049,10 @@ fn idle_report(idle: &Idle, out: &mut Summary) -> (f64, Mem) {
     let pct_ns = cpu_ns as f64 / 1e9 / elapsed * 100.0;
     let m = mem(pid);
     out.say(format!("  [{}] idle window {elapsed:.1} s (other phases ran meanwhile on other processes), sensor every 1 s", idle.label));
-    out.say(format!("    RSS after start (2 readings)  {}", idle.mem_start.line()));
+    out.say(format!(
+        "    RSS after start (2 readings)  {}",
+        idle.mem_start.line()
+    ));
     out.say(format!("    RSS steady (end of window)    {}", m.line()));
     out.say(format!(
         "    CPU: utime+stime {ticks} ticks = {pct_ticks:.4} % of a core; schedstat {:.1} ms = {pct_ns:.4} % of a core; \
@@ -884,7 +1060,7 @@ fn idle_report(idle: &Idle, out: &mut Summary) -> (f64, Mem) {
         cpu_ns as f64 / 1e6,
         switches as f64 / elapsed
     ));
-    per_thread.sort_by(|a, b| b.1.cmp(&a.1));
+    per_thread.sort_by_key(|t| std::cmp::Reverse(t.1));
     for (name, ns, sw, ticks) in per_thread {
         out.say(format!(
             "      thread {name:<16} cpu {:>8.2} ms ({ticks} ticks)  switches/s {:>6.1}",
@@ -943,7 +1119,11 @@ async fn flood(opts: &Opts, idle: &mut Idle, out: &mut Summary) -> Result<(Mem, 
         let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
         while sent < due {
             let p = &payloads[(sent % payloads.len() as u64) as usize];
-            let msg = paho::MessageBuilder::new().topic(set.as_str()).payload(p.as_slice()).qos(0).finalize();
+            let msg = paho::MessageBuilder::new()
+                .topic(set.as_str())
+                .payload(p.as_slice())
+                .qos(0)
+                .finalize();
             if cli.try_publish(msg).is_err() {
                 refused += 1;
             }
@@ -956,7 +1136,10 @@ async fn flood(opts: &Opts, idle: &mut Idle, out: &mut Summary) -> Result<(Mem, 
     let drain_end = Instant::now() + Duration::from_secs(20);
     let mut last = (u64::MAX, u64::MAX);
     while Instant::now() < drain_end {
-        let now = (counted.0.load(Ordering::Relaxed), counted.1.load(Ordering::Relaxed));
+        let now = (
+            counted.0.load(Ordering::Relaxed),
+            counted.1.load(Ordering::Relaxed),
+        );
         if now == last {
             break;
         }
@@ -981,9 +1164,15 @@ async fn flood(opts: &Opts, idle: &mut Idle, out: &mut Summary) -> Result<(Mem, 
         .lines()
         .filter_map(|l| l.split("MQTT: ").nth(1))
         .filter(|l| l.contains("incoming messages were dropped"))
-        .filter_map(|l| l.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+        })
         .sum();
-    out.say(format!("    daemon log: {dropped} incoming messages reported dropped (core loop channel full)"));
+    out.say(format!(
+        "    daemon log: {dropped} incoming messages reported dropped (core loop channel full)"
+    ));
     out.say(format!("    RSS before flood  {}", before.line()));
     out.say(format!("    RSS end of flood  {}", peak_during.line()));
     out.say(format!("    RSS after drain   {}", after.line()));
@@ -1002,7 +1191,9 @@ async fn flood(opts: &Opts, idle: &mut Idle, out: &mut Summary) -> Result<(Mem, 
 }
 
 fn binary_size(opts: &Opts, out: &mut Summary) -> u64 {
-    let size = std::fs::metadata(&opts.daemon).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(&opts.daemon)
+        .map(|m| m.len())
+        .unwrap_or(0);
     let file = Command::new("file")
         .arg("-b")
         .arg(&opts.daemon)
@@ -1013,7 +1204,11 @@ fn binary_size(opts: &Opts, out: &mut Summary) -> u64 {
         "  {}: {size} bytes ({:.2} MiB){}",
         opts.daemon.display(),
         size as f64 / 1048576.0,
-        if file.is_empty() { String::new() } else { format!("\n    {file}") }
+        if file.is_empty() {
+            String::new()
+        } else {
+            format!("\n    {file}")
+        }
     ));
     size
 }
@@ -1021,20 +1216,35 @@ fn binary_size(opts: &Opts, out: &mut Summary) -> u64 {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "?".into());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mosq = Command::new("mosquitto")
         .arg("-h")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
         .unwrap_or_default();
     format!(
         "nproc {}, CPU {cpu}, kernel {}, loadavg {}, {mosq}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         kernel.trim(),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }
 
@@ -1053,24 +1263,38 @@ async fn run() -> Result<(), BoxError> {
     let opts = Opts::parse()?;
     let began = Instant::now();
     let mut out = Summary::default();
-    out.say(format!("greenhoused bench{} — {}", if opts.quick { " (quick)" } else { "" }, machine()));
+    out.say(format!(
+        "greenhoused bench{} — {}",
+        if opts.quick { " (quick)" } else { "" },
+        machine()
+    ));
 
     // The idle daemons run in the background (their own brokers) while the other phases run.
     let mut idle = None;
     if opts.runs("idle") {
-        idle = Some((idle_start(&opts, false).await?, idle_start(&opts, true).await?));
+        idle = Some((
+            idle_start(&opts, false).await?,
+            idle_start(&opts, true).await?,
+        ));
     }
     let idle_secs = if opts.quick { 10 } else { 60 };
 
     if opts.runs("binary") {
         out.say("\n== 1. binary");
         let size = binary_size(&opts, &mut out);
-        out.target("binary size (information, no target)", format!("{size} bytes"), true);
+        out.target(
+            "binary size (information, no target)",
+            format!("{size} bytes"),
+            true,
+        );
     }
 
     let mut rows = Vec::new();
     if opts.runs("echo") || opts.runs("embedded") {
-        out.say(format!("\n== 2. command → P/light echo ({} commands per row, after 10 % warm-up)", opts.commands));
+        out.say(format!(
+            "\n== 2. command → P/light echo ({} commands per row, after 10 % warm-up)",
+            opts.commands
+        ));
     }
     if opts.runs("echo") {
         for (nodelay, qos) in [(false, 1), (true, 1), (false, 0), (true, 0)] {
@@ -1079,7 +1303,10 @@ async fn run() -> Result<(), BoxError> {
     }
     if opts.runs("embedded") {
         let (row, busy) = echo_on_embedded(&opts, 1, &mut out).await?;
-        out.say(format!("    RSS of that daemon after the run: {}", busy.line()));
+        out.say(format!(
+            "    RSS of that daemon after the run: {}",
+            busy.line()
+        ));
         rows.push(row);
         if !opts.quick {
             rows.push(echo_on_embedded(&opts, 0, &mut out).await?.0);
@@ -1087,8 +1314,16 @@ async fn run() -> Result<(), BoxError> {
     }
     for r in &rows {
         let ratio = r.daemon.p50().as_secs_f64() / r.floor.p50().as_secs_f64().max(1e-9);
-        out.target(format!("echo p50 ≤ 2× floor [{}]", r.label), format!("{ratio:.2}×"), ratio <= TARGET_ECHO_RATIO);
-        out.target(format!("echo p99 ≤ 2 ms     [{}]", r.label), ms(r.daemon.p99()), r.daemon.p99() <= TARGET_ECHO_P99);
+        out.target(
+            format!("echo p50 ≤ 2× floor [{}]", r.label),
+            format!("{ratio:.2}×"),
+            ratio <= TARGET_ECHO_RATIO,
+        );
+        out.target(
+            format!("echo p99 ≤ 2 ms     [{}]", r.label),
+            ms(r.daemon.p99()),
+            r.daemon.p99() <= TARGET_ECHO_P99,
+        );
     }
 
     if opts.runs("reaction") {
@@ -1099,14 +1334,21 @@ async fn run() -> Result<(), BoxError> {
     if opts.runs("start") {
         out.say("\n== 4. start → first reading");
         let p50 = startup(&opts, &mut out).await?;
-        out.target("start → first P/luminosity ≤ 0.3 s (median)", ms(p50), p50 <= TARGET_START);
+        out.target(
+            "start → first P/luminosity ≤ 0.3 s (median)",
+            ms(p50),
+            p50 <= TARGET_START,
+        );
     }
 
     if let Some((mut idle_m, idle_e)) = idle {
         // Idle window: wait for what is left of it.
         let left = Duration::from_secs(idle_secs).saturating_sub(idle_m.t0.elapsed());
         if !left.is_zero() {
-            println!("\n  (waiting {:.0} s for the idle window to end)", left.as_secs_f64());
+            println!(
+                "\n  (waiting {:.0} s for the idle window to end)",
+                left.as_secs_f64()
+            );
             tokio::time::sleep(left).await;
         }
         out.say("\n== 5. idle (RSS, CPU)");
@@ -1120,12 +1362,36 @@ async fn run() -> Result<(), BoxError> {
         drop(idle_m);
 
         let kib = |k: u64| format!("{k} KiB");
-        out.target("RSS steady ≤ 8 MiB (mosquitto)", kib(mem_m.rss_kib), mem_m.rss_kib <= TARGET_RSS_KIB);
-        out.target("RSS steady ≤ 8 MiB (embedded broker)", kib(mem_e.rss_kib), mem_e.rss_kib <= TARGET_RSS_KIB);
-        out.target("RSS after flood ≤ 8 MiB", kib(fa.rss_kib), fa.rss_kib <= TARGET_RSS_KIB);
-        out.target("RSS growth by the flood ≤ 1 MiB (issue 5 fault suite)", format!("{growth:+} KiB"), growth <= 1024);
-        out.target("idle CPU ≤ 0.03 % of a core (mosquitto)", format!("{cpu_m:.4} %"), cpu_m <= TARGET_IDLE_CPU_PCT);
-        out.target("idle CPU ≤ 0.03 % of a core (embedded broker)", format!("{cpu_e:.4} %"), cpu_e <= TARGET_IDLE_CPU_PCT);
+        out.target(
+            "RSS steady ≤ 8 MiB (mosquitto)",
+            kib(mem_m.rss_kib),
+            mem_m.rss_kib <= TARGET_RSS_KIB,
+        );
+        out.target(
+            "RSS steady ≤ 8 MiB (embedded broker)",
+            kib(mem_e.rss_kib),
+            mem_e.rss_kib <= TARGET_RSS_KIB,
+        );
+        out.target(
+            "RSS after flood ≤ 8 MiB",
+            kib(fa.rss_kib),
+            fa.rss_kib <= TARGET_RSS_KIB,
+        );
+        out.target(
+            "RSS growth by the flood ≤ 1 MiB (issue 5 fault suite)",
+            format!("{growth:+} KiB"),
+            growth <= 1024,
+        );
+        out.target(
+            "idle CPU ≤ 0.03 % of a core (mosquitto)",
+            format!("{cpu_m:.4} %"),
+            cpu_m <= TARGET_IDLE_CPU_PCT,
+        );
+        out.target(
+            "idle CPU ≤ 0.03 % of a core (embedded broker)",
+            format!("{cpu_e:.4} %"),
+            cpu_e <= TARGET_IDLE_CPU_PCT,
+        );
     }
 
     println!("\n== targets");
