@@ -48,7 +48,7 @@ const PHASES: [&str; 6] = ["binary", "echo", "embedded", "reaction", "start", "i
 impl Opts {
     /// Time limit of one latency loop: rows that hit Nagle's 40 ms stalls stop here instead of taking minutes.
     fn cap(&self) -> Duration {
-        Duration::from_secs(if self.quick { 2 } else { 8 })
+        Duration::from_millis(if self.quick { 500 } else { 8000 })
     }
 
     fn runs(&self, phase: &str) -> bool {
@@ -256,8 +256,26 @@ impl Drop for Mosquitto {
 
 /// `greenhoused --mock-hardware -c <temp config>`; SIGTERM (then SIGKILL) on drop.
 struct Daemon {
-    child: Child,
+    /// `None` once handed to [`STOPPING`].
+    child: Option<Child>,
     dir: tempfile::TempDir,
+}
+
+/// Daemons sent SIGTERM on drop; they finish stopping (up to one sensor conversion, < 1 s) while the next phase
+/// runs, and are reaped by [`reap_stopped`] at the end.
+static STOPPING: std::sync::Mutex<Vec<Child>> = std::sync::Mutex::new(Vec::new());
+
+/// Wait for the daemons still stopping (bounded), then kill what is left.
+fn reap_stopped() {
+    let children = std::mem::take(&mut *STOPPING.lock().unwrap_or_else(|e| e.into_inner()));
+    let end = Instant::now() + Duration::from_secs(3);
+    for mut c in children {
+        while Instant::now() < end && matches!(c.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 impl Daemon {
@@ -292,11 +310,14 @@ impl Daemon {
             .stderr(Stdio::from(log))
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-        Ok(Daemon { child, dir })
+        Ok(Daemon {
+            child: Some(child),
+            dir,
+        })
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     fn log(&self) -> String {
@@ -304,18 +325,25 @@ impl Daemon {
     }
 
     fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// SIGTERM and wait (bounded); `Some(exit code)` when it exited in time.
-    fn stop(&mut self, limit: Duration) -> Option<i32> {
+    fn term(&self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.pid().to_string())
             .status();
+    }
+
+    fn stop(&mut self, limit: Duration) -> Option<i32> {
+        self.term();
+        let child = self.child.as_mut()?;
         let end = Instant::now() + limit;
         while Instant::now() < end {
-            if let Ok(Some(st)) = self.child.try_wait() {
+            if let Ok(Some(st)) = child.try_wait() {
                 return Some(st.code().unwrap_or(-1));
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -326,9 +354,11 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if self.running() && self.stop(Duration::from_secs(3)).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if self.running() {
+            self.term();
+        }
+        if let Some(c) = self.child.take() {
+            STOPPING.lock().unwrap_or_else(|e| e.into_inner()).push(c);
         }
     }
 }
@@ -838,7 +868,7 @@ async fn reaction(opts: &Opts, out: &mut Summary) -> Result<(), BoxError> {
     wait_msg(&rx, Duration::from_secs(10), |m| m.topic() == lum)
         .await
         .ok_or("no P/luminosity within 10 s")?;
-    let crossings = if opts.quick { 6 } else { 20 };
+    let crossings = if opts.quick { 2 } else { 20 };
     let (mut total, mut cadence, mut inside) = (Lat::default(), Lat::default(), Lat::default());
     let mut light_on = false;
     for i in 0..crossings {
@@ -908,7 +938,7 @@ async fn reaction(opts: &Opts, out: &mut Summary) -> Result<(), BoxError> {
 /// Start → first `P/luminosity` and first `P/status online`, fresh process each time (mosquitto already up).
 async fn startup(opts: &Opts, out: &mut Summary) -> Result<Duration, BoxError> {
     let m = Mosquitto::start(true)?;
-    let runs = if opts.quick { 3 } else { 10 };
+    let runs = if opts.quick { 2 } else { 10 };
     let (mut first_lum, mut first_status) = (Lat::default(), Lat::default());
     for _ in 0..runs {
         let prefix = unique_prefix("start");
@@ -1132,7 +1162,8 @@ async fn flood(opts: &Opts, idle: &mut Idle, out: &mut Summary) -> Result<(Mem, 
     }
     let send_time = start.elapsed();
     let peak_during = mem(pid);
-    // Wait until the daemon's replies stop (quiet for 1 s, at most 20 s).
+    // Wait until the daemon's replies stop (quiet for one check interval, at most 20 s).
+    let check = Duration::from_millis(if opts.quick { 300 } else { 1000 });
     let drain_end = Instant::now() + Duration::from_secs(20);
     let mut last = (u64::MAX, u64::MAX);
     while Instant::now() < drain_end {
@@ -1144,7 +1175,7 @@ async fn flood(opts: &Opts, idle: &mut Idle, out: &mut Summary) -> Result<(Mem, 
             break;
         }
         last = now;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(check).await;
     }
     let after = mem(pid);
     let alive = idle.daemon.running();
@@ -1250,7 +1281,9 @@ fn machine() -> String {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
-    match run().await {
+    let result = run().await;
+    reap_stopped();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e}");
@@ -1272,10 +1305,8 @@ async fn run() -> Result<(), BoxError> {
     // The idle daemons run in the background (their own brokers) while the other phases run.
     let mut idle = None;
     if opts.runs("idle") {
-        idle = Some((
-            idle_start(&opts, false).await?,
-            idle_start(&opts, true).await?,
-        ));
+        let (m, e) = tokio::join!(idle_start(&opts, false), idle_start(&opts, true));
+        idle = Some((m?, e?));
     }
     let idle_secs = if opts.quick { 10 } else { 60 };
 
@@ -1292,12 +1323,18 @@ async fn run() -> Result<(), BoxError> {
     let mut rows = Vec::new();
     if opts.runs("echo") || opts.runs("embedded") {
         out.say(format!(
-            "\n== 2. command → P/light echo ({} commands per row, after 10 % warm-up)",
-            opts.commands
+            "\n== 2. command → P/light echo ({} commands per row, after 10 % warm-up)  [t={:.0} s]",
+            opts.commands,
+            began.elapsed().as_secs_f64()
         ));
     }
     if opts.runs("echo") {
-        for (nodelay, qos) in [(false, 1), (true, 1), (false, 0), (true, 0)] {
+        let rows_wanted: &[(bool, i32)] = if opts.quick {
+            &[(false, 1), (true, 1), (true, 0)]
+        } else {
+            &[(false, 1), (true, 1), (false, 0), (true, 0)]
+        };
+        for &(nodelay, qos) in rows_wanted {
             rows.push(echo_on_mosquitto(&opts, nodelay, qos, &mut out).await?);
         }
     }
@@ -1327,12 +1364,18 @@ async fn run() -> Result<(), BoxError> {
     }
 
     if opts.runs("reaction") {
-        out.say("\n== 3. reading → P/light reaction (mock sensor crossing the band)");
+        out.say(format!(
+            "\n== 3. reading → P/light reaction (mock sensor crossing the band)  [t={:.0} s]",
+            began.elapsed().as_secs_f64()
+        ));
         reaction(&opts, &mut out).await?;
     }
 
     if opts.runs("start") {
-        out.say("\n== 4. start → first reading");
+        out.say(format!(
+            "\n== 4. start → first reading  [t={:.0} s]",
+            began.elapsed().as_secs_f64()
+        ));
         let p50 = startup(&opts, &mut out).await?;
         out.target(
             "start → first P/luminosity ≤ 0.3 s (median)",
@@ -1351,12 +1394,18 @@ async fn run() -> Result<(), BoxError> {
             );
             tokio::time::sleep(left).await;
         }
-        out.say("\n== 5. idle (RSS, CPU)");
+        out.say(format!(
+            "\n== 5. idle (RSS, CPU)  [t={:.0} s]",
+            began.elapsed().as_secs_f64()
+        ));
         let (cpu_m, mem_m) = idle_report(&idle_m, &mut out);
         let (cpu_e, mem_e) = idle_report(&idle_e, &mut out);
         drop(idle_e);
 
-        out.say("\n== 6. command flood on the idle mosquitto daemon");
+        out.say(format!(
+            "\n== 6. command flood on the idle mosquitto daemon  [t={:.0} s]",
+            began.elapsed().as_secs_f64()
+        ));
         let (_, fa) = flood(&opts, &mut idle_m, &mut out).await?;
         let growth = fa.rss_kib as i64 - mem_m.rss_kib as i64;
         drop(idle_m);
@@ -1394,6 +1443,7 @@ async fn run() -> Result<(), BoxError> {
         );
     }
 
+    reap_stopped();
     println!("\n== targets");
     let mut table = String::new();
     for (what, value, ok) in &out.targets {
