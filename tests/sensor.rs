@@ -13,7 +13,7 @@ use embedded_hal_mock::eh1::i2c::{Mock as I2cMock, Transaction as I2cTx};
 use greenhoused::config::{
     Ambient, MockSettings, OnStart, OnStop, RelaySettings, SensorSettings, SensorSource,
 };
-use greenhoused::hw::bh1750::{AutoRanging, Setting, LADDER, WORST_CASE_CYCLE};
+use greenhoused::hw::bh1750::{AutoRanging, Mode, Setting, LADDER, WORST_CASE_CYCLE};
 use greenhoused::hw::mock::{self, ClockDelay, SensorFault, SimBh1750, VirtualClock, World};
 use greenhoused::hw::{LuxSensor, Measurement, SensorError};
 
@@ -120,7 +120,11 @@ fn follows_changing_light_across_ranges() {
 
 #[test]
 fn above_range_is_saturated_never_a_number() {
-    let mut r = rig(150_000.0);
+    // Dim first: the first cycle (least sensitive step) reads ~0, so the next one is at the most sensitive step.
+    let mut r = rig(0.5);
+    r.measure().0.unwrap();
+    assert_eq!(r.sensor.next_setting(), LADDER[4]);
+    r.world.set_ambient_lux(Some(150_000.0));
     let (m, _, took) = r.measure();
     assert_eq!(m, Ok(Measurement::Saturated));
     // Most sensitive step, saturated, then the least sensitive one: the worst case, within the bound.
@@ -136,6 +140,34 @@ fn above_range_is_saturated_never_a_number() {
     // Light back in range: a number again.
     r.world.set_ambient_lux(Some(80_000.0));
     r.assert_reads_truth();
+}
+
+#[test]
+fn first_reading_is_fast_and_the_second_refines_at_dusk() {
+    let truth = 3.0;
+    let mut r = rig(truth);
+    // First cycle: the least sensitive, fastest step; coarse but within its resolution.
+    let (m, used, took) = r.measure();
+    assert_eq!(used, LADDER[0]);
+    assert!(took <= Duration::from_millis(100), "{took:?}");
+    let coarse = match m {
+        Ok(Measurement::Lux { lux, .. }) => lux,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        (coarse - truth).abs() <= LADDER[0].resolution_lux(),
+        "{coarse}"
+    );
+    // Second cycle: the most sensitive step, within its ~0.11 lx resolution.
+    let (m, used, _) = r.measure();
+    assert_eq!(used, LADDER[4]);
+    let fine = match m {
+        Ok(Measurement::Lux { lux, .. }) => lux,
+        other => panic!("{other:?}"),
+    };
+    let tol = LADDER[4].resolution_lux();
+    assert!(tol < 0.12, "{tol}");
+    assert!((fine - truth).abs() <= tol, "{fine} (±{tol})");
 }
 
 #[test]
@@ -202,9 +234,20 @@ fn stuck_sensor_repeats_its_raw_value() {
 #[test]
 fn each_cycle_waits_the_datasheet_maximum() {
     let mut r = rig(0.5);
-    // Most sensitive step first: H2 @ MTreg 254.
+    // Least sensitive step first: H @ MTreg 31, its full datasheet maximum.
     let (m, used, took) = r.measure();
     assert!(matches!(m, Ok(Measurement::Lux { .. })));
+    assert_eq!(used, LADDER[0]);
+    assert_eq!(used.mtreg, 31);
+    assert!(took >= datasheet_max_h(31), "{took:?}");
+    assert!(
+        took - datasheet_max_h(31) < Duration::from_micros(2),
+        "{took:?}"
+    );
+    // 0.5 lx is below one count there: the next cycle moves to H2 @ MTreg 254 and waits its full maximum.
+    let (m, used, took) = r.measure();
+    assert!(matches!(m, Ok(Measurement::Lux { .. })));
+    assert_eq!(used.mode, Mode::High2);
     assert_eq!(used.mtreg, 254);
     assert!(took >= datasheet_max_h(254), "{took:?}");
     assert!(
@@ -289,6 +332,8 @@ fn mock_build_wires_sensor_relay_and_world() {
         Ok(Measurement::Lux { lux, .. }) => lux,
         other => panic!("{other:?}"),
     };
+    // The first reading is at the coarse, fast step (~1.85 lx per count); the second is refined.
+    assert!((lux(sensor.measure()) - 120.0).abs() < 2.0);
     assert!((lux(sensor.measure()) - 120.0).abs() < 0.5);
     relay.set(true).unwrap();
     assert!(relay.read_back().unwrap());
@@ -323,17 +368,18 @@ const MT31: [u8; 2] = [0x40, 0x7f];
 
 #[test]
 fn scripted_bus_sequence_of_two_cycles() {
-    // ~500 lx at H2 @ 254: 500 × 1.2 × 2 × 254/69 = 4417.4 counts. Then H2 @ 69: 1200 counts.
-    let mut tx = cycle(MT254, 0x11, 4417);
+    // ~500 lx at H @ 31 (opcode 0x10): 500 × 1.2 × 31/69 = 269.6 counts. 500.8 lx picks H2 @ 69 (opcode 0x11):
+    // 1200 counts.
+    let mut tx = cycle(MT31, 0x10, 270);
     tx.extend(cycle(MT69, 0x11, 1200));
     let mut i2c = I2cMock::new(&tx);
-    let mut delay = CheckedDelay::new(&[DelayTx::delay_us(662_609), DelayTx::delay_us(180_000)]);
+    let mut delay = CheckedDelay::new(&[DelayTx::delay_us(80_870), DelayTx::delay_us(180_000)]);
     let mut s = AutoRanging::new(i2c.clone(), delay.clone(), ADDR);
     match s.measure() {
         Ok(Measurement::Lux { lux, raw }) => {
-            assert_eq!(raw, 4417);
-            // 4417 / (1.2 × 2 × 254/69)
-            assert!((lux - 499.9557).abs() < 0.001, "{lux}");
+            assert_eq!(raw, 270);
+            // 270 / (1.2 × 31/69)
+            assert!((lux - 500.8065).abs() < 0.001, "{lux}");
         }
         other => panic!("{other:?}"),
     }
@@ -350,18 +396,32 @@ fn scripted_bus_sequence_of_two_cycles() {
 
 #[test]
 fn scripted_saturation_remeasures_at_the_least_sensitive_step() {
-    // 0xFFFF at H2 @ 254, re-measured at H @ 31: 48_522 counts = 90 klx. Next cycle starts at H @ 31 and saturates
+    // First cycle at H @ 31 reads 1 count (≈ 1.85 lx, dusk): the next one is at H2 @ 254. There 0xFFFF is
+    // re-measured at H @ 31 in the same cycle: 48_522 counts = 90 klx. Next cycle starts at H @ 31 and saturates
     // there: no re-measure, Saturated.
-    let mut tx = cycle(MT254, 0x11, 0xFFFF);
+    let mut tx = cycle(MT31, 0x10, 1);
+    tx.extend(cycle(MT254, 0x11, 0xFFFF));
     tx.extend(cycle(MT31, 0x10, 48_522));
     tx.extend(cycle(MT31, 0x10, 0xFFFF));
     let mut i2c = I2cMock::new(&tx);
     let mut delay = CheckedDelay::new(&[
+        DelayTx::delay_us(80_870),
         DelayTx::delay_us(662_609),
         DelayTx::delay_us(80_870),
         DelayTx::delay_us(80_870),
     ]);
+    // The saturating cycle's two waits are the worst case, within the published bound.
+    assert!(Duration::from_micros(662_609 + 80_870) <= WORST_CASE_CYCLE);
     let mut s = AutoRanging::new(i2c.clone(), delay.clone(), ADDR);
+    match s.measure() {
+        Ok(Measurement::Lux { lux, raw }) => {
+            assert_eq!(raw, 1);
+            // 1 / (1.2 × 31/69)
+            assert!((lux - 1.8548).abs() < 0.001, "{lux}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.next_setting(), LADDER[4]);
     match s.measure() {
         Ok(Measurement::Lux { lux, raw }) => {
             assert_eq!(raw, 48_522);
@@ -380,15 +440,18 @@ fn scripted_bus_errors_map_to_sensor_errors() {
         I2cTx::write(ADDR, vec![0x01])
             .with_error(ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address)),
         I2cTx::write(ADDR, vec![0x01]),
-        I2cTx::write(ADDR, vec![0x47]).with_error(ErrorKind::Bus),
+        I2cTx::write(ADDR, vec![0x40]).with_error(ErrorKind::Bus),
         I2cTx::write(ADDR, vec![0x01])
             .with_error(ErrorKind::NoAcknowledge(NoAcknowledgeSource::Data)),
     ];
     let mut i2c = I2cMock::new(&tx);
     let mut delay = CheckedDelay::new(&[]);
     let mut s = AutoRanging::new(i2c.clone(), delay.clone(), ADDR);
+    // Every cycle starts at H @ 31 (MTreg high byte 0x40); a failed cycle leaves the step unchanged.
     assert_eq!(s.measure(), Err(SensorError::NoAck { address: ADDR }));
+    assert_eq!(s.next_setting(), LADDER[0]);
     assert!(matches!(s.measure(), Err(SensorError::Bus(msg)) if msg.contains("Bus error")));
+    assert_eq!(s.next_setting(), LADDER[0]);
     assert_eq!(s.measure(), Err(SensorError::NoAck { address: ADDR }));
     i2c.done();
     delay.done();
