@@ -7,9 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::daemon::{mqtt_section, test_config, Daemon};
-use common::observe::seen_or_wait;
-use common::{Mosquitto, Msg, Observer};
-use serde_json::Value;
+use common::observe::{alert, json, seen_or_wait};
+use common::{Mosquitto, Observer};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -22,38 +21,6 @@ fn config(port: u16, prefix: &str, extra_control: &str, monitor: &str, relay: &s
              ambient = \"1000\"\nlamp_lux = 400\n"
         ),
     )
-}
-
-fn json(m: &Msg) -> Value {
-    serde_json::from_str(&m.payload).unwrap_or(Value::Null)
-}
-
-/// Wait for the alert event, which may already be among the messages seen since index `from` (several alerts
-/// can change at once, in any order); returns the time from `since` until it was found (an upper bound).
-async fn alert(
-    obs: &mut Observer,
-    from: usize,
-    prefix: &str,
-    name: &str,
-    active: bool,
-    since: Instant,
-) -> Duration {
-    let topic = format!("{prefix}/alert");
-    seen_or_wait(
-        obs,
-        from,
-        &topic,
-        |m| json(m)["alert"] == name && json(m)["active"] == active,
-        LIMIT,
-    )
-    .await
-    .unwrap_or_else(|| {
-        panic!(
-            "alert {name} active={active} not seen: {:?}",
-            obs.payloads(&topic)
-        )
-    });
-    since.elapsed()
 }
 
 /// A stuck relay: commanded on, the pin stays off. `relay_readback` and, after `settle_s`, `rule_mismatch` are

@@ -7,9 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::daemon::{mqtt_section, test_config, Daemon};
-use common::observe::seen_or_wait;
-use common::{Mosquitto, Msg, Observer};
-use serde_json::Value;
+use common::observe::{alert, json, seen_or_wait};
+use common::{Mosquitto, Observer};
 
 const INTERVAL: Duration = Duration::from_millis(750);
 const LIMIT: Duration = Duration::from_secs(10);
@@ -22,38 +21,6 @@ fn config(port: u16, prefix: &str, policy: &str, ambient: u32) -> String {
              on_sensor_failure = \"{policy}\"\n\n[monitor]\nsettle_s = 1\n\n[mock]\nambient = \"{ambient}\"\nlamp_lux = 400\n"
         ),
     )
-}
-
-fn json(m: &Msg) -> Value {
-    serde_json::from_str(&m.payload).unwrap_or(Value::Null)
-}
-
-/// Wait for the alert event, which may already be among the messages seen since index `from` (several alerts
-/// can change at once, in any order); returns the time from `since` until it was found (an upper bound).
-async fn alert(
-    obs: &mut Observer,
-    from: usize,
-    prefix: &str,
-    name: &str,
-    active: bool,
-    since: Instant,
-) -> Duration {
-    let topic = format!("{prefix}/alert");
-    seen_or_wait(
-        obs,
-        from,
-        &topic,
-        |m| json(m)["alert"] == name && json(m)["active"] == active,
-        LIMIT,
-    )
-    .await
-    .unwrap_or_else(|| {
-        panic!(
-            "alert {name} active={active} not seen: {:?}",
-            obs.payloads(&topic)
-        )
-    });
-    since.elapsed()
 }
 
 async fn mock_set(obs: &Observer, prefix: &str, payload: &str) -> Instant {

@@ -2,7 +2,9 @@
 //! no guaranteed order).
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use super::{Msg, Observer};
 
@@ -14,12 +16,41 @@ pub async fn seen_or_wait(
     pred: impl Fn(&Msg) -> bool,
     limit: Duration,
 ) -> Option<Msg> {
-    let start = from.min(obs.seen.len());
-    if let Some(m) = obs.seen[start..]
-        .iter()
-        .find(|m| m.topic == topic && pred(m))
-    {
-        return Some(m.clone());
-    }
-    obs.wait_for(topic, pred, limit).await
+    obs.wait_after(from, topic, pred, limit).await
+}
+
+/// How long the fault tests wait for an alert.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A message payload as JSON (`Null` when it is not JSON).
+pub fn json(m: &Msg) -> Value {
+    serde_json::from_str(&m.payload).unwrap_or(Value::Null)
+}
+
+/// Wait for the alert event, which may already be among the messages seen since index `from` (several alerts
+/// can change at once, in any order); returns the time from `since` until it was found (an upper bound).
+pub async fn alert(
+    obs: &mut Observer,
+    from: usize,
+    prefix: &str,
+    name: &str,
+    active: bool,
+    since: Instant,
+) -> Duration {
+    let topic = format!("{prefix}/alert");
+    seen_or_wait(
+        obs,
+        from,
+        &topic,
+        |m| json(m)["alert"] == name && json(m)["active"] == active,
+        LIMIT,
+    )
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "alert {name} active={active} not seen: {:?}",
+            obs.payloads(&topic)
+        )
+    });
+    since.elapsed()
 }
