@@ -35,6 +35,7 @@ fn run(cli: Cli) -> u8 {
         print!("{}", config::render_effective(&settings));
         return exit::OK;
     }
+    greenhoused::mqtt::client::init_paho_for(&settings.mqtt);
 
     let hardware = match build_hardware(&settings, cli.mock_hardware) {
         Ok(hw) => hw,

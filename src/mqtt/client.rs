@@ -163,9 +163,6 @@ pub fn spawn_with(
     tuning: Tuning,
 ) -> Result<(Outbox, mpsc::Receiver<Event>, JoinHandle<()>), ClientError> {
     let url = display_url(&settings);
-    if !matches!(settings.url, BrokerUrl::Remote { tls: true, .. }) {
-        skip_openssl_init();
-    }
     let create = paho::CreateOptionsBuilder::new_v3()
         .server_uri(paho_uri(&settings))
         .client_id(&settings.client_id)
@@ -198,21 +195,22 @@ pub fn spawn_with(
     Ok((outbox, events_rx, handle))
 }
 
-/// Tell the Paho C library not to initialise OpenSSL: without TLS that only costs memory (≈ 1.1–1.5 MiB RSS,
-/// measured with `scripts/bench.sh`). OpenSSL ≥ 1.1 initialises itself on first use, so a TLS client created
-/// later in the same process still works. Once per process, before the client is created.
-fn skip_openssl_init() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let mut opts = paho_mqtt_sys::MQTTAsync_init_options {
-            struct_id: [b'M' as _, b'Q' as _, b'T' as _, b'G' as _],
-            struct_version: 0,
-            do_openssl_init: 0,
-        };
-        // SAFETY: `opts` is a valid, initialised MQTTAsync_init_options ("MQTG", version 0) that the library
-        // only reads during the call; the call has no other preconditions.
-        unsafe { paho_mqtt_sys::MQTTAsync_global_init(&mut opts) };
-    });
+/// Process start-up, before ANY paho client exists in the process: without TLS, tell the Paho C library not to
+/// initialise OpenSSL, which only costs memory (≈ 1.1–1.5 MiB RSS, measured with `scripts/bench.sh`); OpenSSL ≥ 1.1
+/// initialises itself on first use anyway. `MQTTAsync_global_init` also re-initialises the library's global
+/// mutexes, so calling it while a client exists breaks that client: `main` calls this first thing, tests never do.
+pub fn init_paho_for(settings: &MqttSettings) {
+    if matches!(settings.url, BrokerUrl::Remote { tls: true, .. }) {
+        return;
+    }
+    let mut opts = paho_mqtt_sys::MQTTAsync_init_options {
+        struct_id: [b'M' as _, b'Q' as _, b'T' as _, b'G' as _],
+        struct_version: 0,
+        do_openssl_init: 0,
+    };
+    // SAFETY: `opts` is a valid, initialised MQTTAsync_init_options ("MQTG", version 0) that the library only
+    // reads during the call; the caller guarantees no paho client exists yet (see above).
+    unsafe { paho_mqtt_sys::MQTTAsync_global_init(&mut opts) };
 }
 
 /// Close the outbox and wait for the task to flush and disconnect, at most `limit` (then it is aborted).
