@@ -34,6 +34,11 @@ impl Broker {
     /// Start mosquitto with `listener PORT 127.0.0.1`, a log file, then `extra(dir)` (lines that may refer to
     /// files in the broker's temp dir). `None` (test skipped) when mosquitto is not installed.
     pub fn start(extra: impl FnOnce(&Path) -> String) -> Option<Broker> {
+        Self::start_on_with(free_port(), extra)
+    }
+
+    /// As [`Broker::start`] on a given port.
+    pub fn start_on_with(port: u16, extra: impl FnOnce(&Path) -> String) -> Option<Broker> {
         if !super::mosquitto_available() {
             return None;
         }
@@ -41,7 +46,6 @@ impl Broker {
         // mosquitto started as root drops to the `mosquitto` user: it must be able to write its log and store.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
             .expect("chmod broker dir");
-        let port = free_port();
         let conf = format!(
             "listener {port} 127.0.0.1\nlog_dest file {}\nlog_type all\n{}\n",
             dir.path().join("mosquitto.log").display(),
@@ -57,6 +61,18 @@ impl Broker {
         };
         b.start_again();
         Some(b)
+    }
+
+    /// Anonymous broker without persistence on a free port.
+    pub fn anonymous() -> Option<Broker> {
+        Self::anonymous_on(free_port())
+    }
+
+    /// Anonymous broker without persistence on `port`.
+    pub fn anonymous_on(port: u16) -> Option<Broker> {
+        Self::start_on_with(port, |_| {
+            "allow_anonymous true\npersistence false\n".to_string()
+        })
     }
 
     /// Anonymous broker with a persistent store saved on every change, so sessions (subscriptions and queued
@@ -105,6 +121,11 @@ impl Broker {
             }
             let _ = c.wait();
         }
+    }
+
+    /// Kill the broker (SIGKILL) and wait for it to exit.
+    pub fn kill(&mut self) {
+        self.stop(Stop::Kill);
     }
 
     /// Start the broker (again) on the same port and wait until it accepts connections.

@@ -9,8 +9,7 @@ pub mod observe;
 pub mod procfs;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,105 +90,37 @@ fn mosquitto_available() -> bool {
     }
 }
 
-/// A real mosquitto broker on a free loopback port, killed on drop.
-pub struct Mosquitto {
-    port: u16,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    child: Option<Child>,
-}
+/// A real mosquitto broker on a loopback port, killed on drop: [`broker::Broker`] under its everyday names.
+pub struct Mosquitto(broker::Broker);
 
 impl Mosquitto {
-    /// Anonymous broker. `None` (test skipped) when mosquitto is not installed.
+    /// Anonymous broker on a free port. `None` (test skipped) when mosquitto is not installed.
     pub fn start() -> Option<Mosquitto> {
-        Self::start_with(None, free_port())
+        broker::Broker::anonymous().map(Mosquitto)
     }
 
     /// Anonymous broker on a given port.
     pub fn start_on(port: u16) -> Option<Mosquitto> {
-        Self::start_with(None, port)
+        broker::Broker::anonymous_on(port).map(Mosquitto)
     }
 
     /// Broker that requires `user`/`password` (password file made with `mosquitto_passwd -b -c`).
     pub fn start_with_password(user: &str, password: &str) -> Option<Mosquitto> {
-        Self::start_with(Some((user, password)), free_port())
-    }
-
-    fn start_with(auth: Option<(&str, &str)>, port: u16) -> Option<Mosquitto> {
-        if !mosquitto_available() {
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut conf = format!(
-            "listener {port} 127.0.0.1\npersistence false\nlog_dest file {}\nlog_type all\n",
-            dir.path().join("mosquitto.log").display()
-        );
-        match auth {
-            None => conf.push_str("allow_anonymous true\n"),
-            Some((user, password)) => {
-                let pw = dir.path().join("passwd");
-                let st = Command::new("mosquitto_passwd")
-                    .arg("-b")
-                    .arg("-c")
-                    .arg(&pw)
-                    .arg(user)
-                    .arg(password)
-                    .status()
-                    .expect("run mosquitto_passwd");
-                assert!(st.success(), "mosquitto_passwd failed");
-                conf.push_str(&format!(
-                    "allow_anonymous false\npassword_file {}\n",
-                    pw.display()
-                ));
-            }
-        }
-        let config = dir.path().join("mosquitto.conf");
-        std::fs::write(&config, conf).expect("write mosquitto.conf");
-        let mut m = Mosquitto {
-            port,
-            dir,
-            config,
-            child: None,
-        };
-        m.restart();
-        Some(m)
+        broker::Broker::with_password(user, password).map(Mosquitto)
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.0.port()
     }
 
     /// Kill the broker (SIGKILL) and wait for it to exit.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.0.kill();
     }
 
     /// (Re)start the broker on the same port and wait until it accepts connections.
     pub fn restart(&mut self) {
-        self.kill();
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mosquitto");
-        self.child = Some(child);
-        assert!(
-            wait_port_open(self.port, Duration::from_secs(5)),
-            "mosquitto did not listen on port {} (log in {})",
-            self.port,
-            self.dir.path().display()
-        );
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        self.kill();
+        self.0.start_again();
     }
 }
 
