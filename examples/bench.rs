@@ -519,6 +519,9 @@ async fn client(port: u16, name: &str) -> Result<(paho::AsyncClient, Rx), BoxErr
         ))
         .persistence(paho::PersistenceType::None)
         .create_client()?;
+    // paho-mqtt 0.14: a connect callback may hold the last handle of a dropped client and destroy it under
+    // Paho C's global mutex, deadlocking every paho thread (eclipse-paho/paho.mqtt.rust#239): never destroy one.
+    greenhoused::mqtt::client::park(&cli);
     let rx = cli.get_stream(100_000);
     let opts = paho::ConnectOptionsBuilder::new_v3()
         .clean_session(true)
@@ -527,16 +530,8 @@ async fn client(port: u16, name: &str) -> Result<(paho::AsyncClient, Rx), BoxErr
         .finalize();
     match tokio::time::timeout(Duration::from_secs(10), cli.connect(opts)).await {
         Ok(Ok(_)) => Ok((cli, rx)),
-        failed => {
-            // paho-mqtt 0.14: the failure callback may hold the last handle of a dropped client and destroy it
-            // under Paho C's global mutex: every paho thread deadlocks (eclipse-paho/paho.mqtt.rust#239).
-            // Keep clients of failed connects alive until the process ends.
-            std::mem::forget(cli);
-            Err(match failed {
-                Ok(Err(e)) => e.into(),
-                _ => "MQTT connect timed out".into(),
-            })
-        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err("MQTT connect timed out".into()),
     }
 }
 

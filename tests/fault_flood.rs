@@ -194,6 +194,7 @@ async fn flood(
         .max_buffered_messages(100_000)
         .create_client()
         .expect("flooder client");
+    greenhoused::mqtt::client::park(&flooder); // never destroyed: see client::park
     flooder
         .connect(
             paho::ConnectOptionsBuilder::new_v3()

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -174,7 +175,7 @@ pub fn spawn_with(
     })?;
     // The stream must exist before the first connect (a persistent session may deliver at once).
     let stream = client.get_event_stream(PAHO_STREAM_CAPACITY);
-    let connect_opts = connect_options(&settings, &will_topic)?;
+    let connect_opts = connect_options(&settings, &will_topic, tuning.connect_timeout)?;
     let outbox = Outbox::new(tuning.offline_capacity);
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
     let task = Task {
@@ -188,6 +189,7 @@ pub fn spawn_with(
         events: events_tx,
         cancel,
         tuning,
+        pending_connect: None,
         inflight: VecDeque::new(),
         dropped_in: 0,
     };
@@ -226,11 +228,12 @@ pub async fn shutdown(outbox: &Outbox, task: JoinHandle<()>, limit: Duration) {
 fn connect_options(
     s: &MqttSettings,
     will_topic: &str,
+    connect_timeout: Duration,
 ) -> Result<paho::ConnectOptions, ClientError> {
     let mut b = paho::ConnectOptionsBuilder::new_v3();
     b.keep_alive_interval(s.keepalive)
         .clean_session(false)
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(connect_timeout)
         .will_message(paho::Message::new_retained(
             will_topic,
             "offline",
@@ -270,8 +273,33 @@ enum SessionEnd {
     Stop,
 }
 
+/// Every paho client this process created, kept until it exits: a client is never destroyed.
+///
+/// paho-mqtt 0.14's connect token holds a clone of its client, and the Paho C library runs the token's
+/// completion callback on its receive thread while holding the library-wide `mqttasync_mutex`. If the rest of
+/// the program has already dropped the client (the task stopped during a connect attempt), that callback drops
+/// the last reference, `MQTTAsync_destroy` tries to take the same mutex, and every paho thread and every
+/// runtime worker that calls into paho deadlocks for good (seen under load in `tests/mqtt_client.rs`, gdb:
+/// `MQTTAsync_receiveThread → nextOrClose → TokenInner::on_failure → drop → MQTTAsync_destroy → lock`).
+/// Parking one clone here means no callback can ever drop the last one. The daemon makes one client per run.
+static PARKED: Mutex<Vec<paho::AsyncClient>> = Mutex::new(Vec::new());
+
+/// Keep `client` alive until the process exits (see [`PARKED`]). Safe to call more than once per client.
+pub fn park(client: &paho::AsyncClient) {
+    PARKED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(client.clone());
+}
+
+/// How much longer than paho's own connect timeout we wait for an attempt before giving up on it.
+const CONNECT_MARGIN: Duration = Duration::from_secs(2);
+
 struct Task {
     client: paho::AsyncClient,
+    /// The connect attempt in progress, if any: paho cannot abort one, so a task stopped during it leaves it
+    /// to a reaper thread (see `Drop`).
+    pending_connect: Option<paho::Token>,
     stream: paho::AsyncReceiver<paho::Event>,
     connect_opts: paho::ConnectOptions,
     url: String,
@@ -319,14 +347,15 @@ impl Task {
             if self.stopping() {
                 return false;
             }
-            let attempt = timeout(
-                self.tuning.connect_timeout,
-                self.client.connect(self.connect_opts.clone()),
-            );
+            let token = self
+                .pending_connect
+                .insert(self.client.connect(self.connect_opts.clone()));
+            let attempt = timeout(self.tuning.connect_timeout + CONNECT_MARGIN, token);
             let result = tokio::select! {
                 r = attempt => r,
                 _ = self.cancel.cancelled() => return false,
             };
+            self.pending_connect = None;
             let failure = match result {
                 Ok(Ok(_)) => {
                     self.on_connected();
@@ -570,6 +599,29 @@ impl Task {
         }
         self.outbox.shared.connected.store(false, Ordering::Relaxed);
         SessionEnd::Stop
+    }
+}
+
+impl Drop for Task {
+    /// However the task ends (finished, aborted, or dropped with its runtime) its client is parked, never
+    /// destroyed ([`PARKED`]). A connect attempt still in flight cannot be aborted in paho: a reaper thread
+    /// waits for its outcome and disconnects if it succeeded, so no stale session lingers on the broker.
+    fn drop(&mut self) {
+        park(&self.client);
+        if let Some(token) = self.pending_connect.take() {
+            let client = self.client.clone();
+            let limit = self.tuning.connect_timeout + CONNECT_MARGIN;
+            let reaper = std::thread::Builder::new()
+                .name("mqtt-reaper".into())
+                .spawn(move || {
+                    if token.wait_for(limit).is_ok() {
+                        let _ = client.disconnect(None).wait_for(Duration::from_secs(1));
+                    }
+                });
+            if let Err(e) = reaper {
+                log::debug!("MQTT: no reaper thread for the pending connect: {e}");
+            }
+        }
     }
 }
 

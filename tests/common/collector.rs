@@ -33,6 +33,8 @@ impl Collector {
             .persistence(paho::PersistenceType::None)
             .create_client()
             .expect("create collector client");
+        // Never destroyed: see greenhoused::mqtt::client::park.
+        greenhoused::mqtt::client::park(&client);
         let filter_owned = filter.to_string();
         client.set_connected_callback(move |c| {
             // Resubscribe every time: a SIGKILLed broker may have lost the session.

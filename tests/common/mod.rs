@@ -149,6 +149,8 @@ impl Observer {
             .persistence(paho::PersistenceType::None)
             .create_client()
             .expect("create observer client");
+        // Never destroyed: see greenhoused::mqtt::client::park.
+        greenhoused::mqtt::client::park(&client);
         let stream = client.get_stream(10_000);
         let opts = paho::ConnectOptionsBuilder::new_v3()
             .clean_session(true)
@@ -342,11 +344,16 @@ impl Proxy {
         let frozen = self.frozen.subscribe();
         tokio::spawn(async move {
             loop {
+                // Biased: after `cut` no connection that is already waiting may slip through.
                 let accepted = tokio::select! {
+                    biased;
                     _ = generation.cancelled() => return,
                     a = listener.accept() => a,
                 };
                 let Ok((inbound, _)) = accepted else { continue };
+                if generation.is_cancelled() {
+                    return;
+                }
                 accepts.fetch_add(1, Ordering::SeqCst);
                 let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
                 else {
