@@ -361,7 +361,7 @@ impl Task {
                     self.on_connected();
                     return true;
                 }
-                Ok(Err(e)) => describe_connect_error(&e),
+                Ok(Err(e)) => describe_connect_error(&e, self.tuning.connect_timeout),
                 Err(_) => format!("no answer within {:?}", self.tuning.connect_timeout),
             };
             // Log a failure once; repeats of the same failure only at debug level.
@@ -626,9 +626,13 @@ impl Drop for Task {
 }
 
 /// Paho's display of a refused CONNACK is unhelpful; say what it means and what to check.
-fn describe_connect_error(e: &paho::Error) -> String {
+fn describe_connect_error(e: &paho::Error, limit: Duration) -> String {
     use paho::ConnectReturnCode as Rc;
     match e {
+        // Paho calls it "TCP connect timeout" whether the TCP connect or the broker's CONNACK did not come.
+        paho::Error::TcpConnectTimeout => format!(
+            "no answer within {limit:?} (no TCP connection, or the broker accepted it and never sent CONNACK)"
+        ),
         paho::Error::ConnectReturn(Rc::BadUserNameOrPassword) => {
             "refused the connection: bad user name or password; check mqtt.username and the password \
              (mqtt.password_file)"
@@ -710,8 +714,11 @@ mod tests {
     #[test]
     fn refused_connack_is_explained() {
         let e = paho::Error::ConnectReturn(paho::ConnectReturnCode::BadUserNameOrPassword);
-        let msg = describe_connect_error(&e);
+        let msg = describe_connect_error(&e, Duration::from_secs(10));
         assert!(msg.contains("refused"), "{msg}");
         assert!(msg.contains("mqtt.username"), "{msg}");
+        let msg = describe_connect_error(&paho::Error::TcpConnectTimeout, Duration::from_secs(10));
+        assert!(msg.starts_with("no answer within 10s"), "{msg}");
+        assert!(msg.contains("CONNACK"), "{msg}");
     }
 }
