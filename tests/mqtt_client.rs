@@ -5,9 +5,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{settings, wait_event, Mosquitto, Observer, Proxy};
+use greenhoused::config::MqttSettings;
 use greenhoused::mqtt::client::{self, spawn_with, Tuning};
 use greenhoused::mqtt::topics::Topics;
 use greenhoused::mqtt::Event;
+use greenhoused::mqtt::Outbox;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const T: Duration = Duration::from_secs(10);
@@ -18,6 +22,24 @@ fn fast() -> Tuning {
         backoff_max: Duration::from_millis(800),
         ..Tuning::default()
     }
+}
+
+/// Start the client task under test: last will on `t.status`, subscribed to `subscriptions`.
+fn start_client(
+    settings: MqttSettings,
+    t: &Topics,
+    subscriptions: Vec<String>,
+    cancel: &CancellationToken,
+    tuning: Tuning,
+) -> (Outbox, mpsc::Receiver<Event>, JoinHandle<()>) {
+    spawn_with(
+        settings,
+        t.status.clone(),
+        subscriptions,
+        cancel.clone(),
+        tuning,
+    )
+    .expect("spawn client")
 }
 
 /// Accept `n` connections (hanging each up at once) and return when they came; fewer after `limit`.
@@ -77,14 +99,8 @@ async fn connects_publishes_and_stops_gracefully() {
     let t = Topics::new(&p);
     let mut obs = Observer::connect(broker.port(), &p).await;
     let cancel = CancellationToken::new();
-    let (outbox, mut events, task) = spawn_with(
-        settings(broker.port(), &p),
-        t.status.clone(),
-        vec![],
-        cancel.clone(),
-        fast(),
-    )
-    .expect("spawn client");
+    let (outbox, mut events, task) =
+        start_client(settings(broker.port(), &p), &t, vec![], &cancel, fast());
     outbox.publish(&t.status, "online", true);
     outbox.publish(&t.luminosity, "412.5", false);
     assert!(wait_event(&mut events, is_connected, T).await.is_some());
@@ -132,14 +148,8 @@ async fn retained_state_republished_after_broker_restart() {
     let p = common::prefix("restart");
     let t = Topics::new(&p);
     let cancel = CancellationToken::new();
-    let (outbox, mut events, task) = spawn_with(
-        settings(broker.port(), &p),
-        t.status.clone(),
-        vec![],
-        cancel.clone(),
-        fast(),
-    )
-    .expect("spawn client");
+    let (outbox, mut events, task) =
+        start_client(settings(broker.port(), &p), &t, vec![], &cancel, fast());
     outbox.publish(&t.status, "online", true);
     outbox.publish(&t.light, "on", true);
     outbox.publish(&t.mode, "manual", true);
@@ -184,14 +194,7 @@ async fn broker_absent_at_start_then_appearing() {
     let p = common::prefix("absent");
     let t = Topics::new(&p);
     let cancel = CancellationToken::new();
-    let (outbox, mut events, task) = spawn_with(
-        settings(port, &p),
-        t.status.clone(),
-        vec![],
-        cancel.clone(),
-        fast(),
-    )
-    .expect("spawn client");
+    let (outbox, mut events, task) = start_client(settings(port, &p), &t, vec![], &cancel, fast());
     outbox.publish(&t.status, "online", true);
     let first = Instant::now();
     let attempts = tokio::task::spawn_blocking(move || accept_n(&fake, 3, T))
@@ -231,14 +234,8 @@ async fn offline_buffer_is_bounded_and_flushed_in_order() {
         offline_capacity: 5,
         ..fast()
     };
-    let (outbox, mut events, task) = spawn_with(
-        settings(proxy.port(), &p),
-        t.status.clone(),
-        vec![],
-        cancel.clone(),
-        tuning,
-    )
-    .expect("spawn client");
+    let (outbox, mut events, task) =
+        start_client(settings(proxy.port(), &p), &t, vec![], &cancel, tuning);
     outbox.publish(&t.status, "online", true);
     assert!(wait_event(&mut events, is_connected, T).await.is_some());
     obs.wait_payload(&t.status, "online", T)
@@ -293,14 +290,13 @@ async fn incoming_messages_are_delivered_with_retained_flag() {
     // A retained command left on the broker before the daemon starts.
     obs.publish(&t.light_set, "on", true).await;
     let cancel = CancellationToken::new();
-    let (outbox, mut events, task) = spawn_with(
+    let (outbox, mut events, task) = start_client(
         settings(broker.port(), &p),
-        t.status.clone(),
+        &t,
         vec![t.light_set.clone()],
-        cancel.clone(),
+        &cancel,
         fast(),
-    )
-    .expect("spawn client");
+    );
     let is_msg = |payload: &'static str| {
         let topic = t.light_set.clone();
         move |e: &Event| matches!(e, Event::Message { topic: tp, payload: pl, .. } if *tp == topic && pl == payload.as_bytes())
@@ -363,9 +359,7 @@ async fn bad_credentials_back_off_and_keep_running() {
     s.username = Some("greenhouse".into());
     s.password = Some("wrong".into());
     let cancel = CancellationToken::new();
-    let (outbox, mut events, task) =
-        spawn_with(s.clone(), t.status.clone(), vec![], cancel.clone(), fast())
-            .expect("spawn client");
+    let (outbox, mut events, task) = start_client(s.clone(), &t, vec![], &cancel, fast());
     outbox.publish(&t.status, "online", true);
     // Wait for 4 attempts: 100 + 200 + 400 ms of backoff (±25 %) must separate them — no busy loop.
     let start = Instant::now();
@@ -401,8 +395,7 @@ async fn bad_credentials_back_off_and_keep_running() {
     // The right password connects.
     s.password = Some("right".into());
     let cancel = CancellationToken::new();
-    let (outbox, mut events, task) =
-        spawn_with(s, t.status.clone(), vec![], cancel.clone(), fast()).expect("spawn client");
+    let (outbox, mut events, task) = start_client(s, &t, vec![], &cancel, fast());
     assert!(wait_event(&mut events, is_connected, T).await.is_some());
     cancel.cancel();
     client::shutdown(&outbox, task, Duration::from_secs(3)).await;
@@ -417,14 +410,8 @@ async fn shutdown_is_bounded_when_the_broker_hangs() {
     let p = common::prefix("hang");
     let t = Topics::new(&p);
     let cancel = CancellationToken::new();
-    let (outbox, mut events, task) = spawn_with(
-        settings(proxy.port(), &p),
-        t.status.clone(),
-        vec![],
-        cancel.clone(),
-        fast(),
-    )
-    .expect("spawn client");
+    let (outbox, mut events, task) =
+        start_client(settings(proxy.port(), &p), &t, vec![], &cancel, fast());
     outbox.publish(&t.status, "online", true);
     assert!(wait_event(&mut events, is_connected, T).await.is_some());
     proxy.freeze();
@@ -451,14 +438,8 @@ async fn cancel_without_close_still_ends_the_task() {
         close_grace: Duration::from_millis(200),
         ..fast()
     };
-    let (outbox, mut events, task) = spawn_with(
-        settings(broker.port(), &p),
-        t.status.clone(),
-        vec![],
-        cancel.clone(),
-        tuning,
-    )
-    .expect("spawn client");
+    let (outbox, mut events, task) =
+        start_client(settings(broker.port(), &p), &t, vec![], &cancel, tuning);
     assert!(wait_event(&mut events, is_connected, T).await.is_some());
     cancel.cancel();
     tokio::time::timeout(Duration::from_secs(2), task)
@@ -499,14 +480,7 @@ async fn stopping_during_a_connect_attempt_leaves_paho_usable() {
     let p = common::prefix("stopconnect");
     let t = Topics::new(&p);
     let cancel = CancellationToken::new();
-    let (outbox, _events, task) = spawn_with(
-        settings(port, &p),
-        t.status.clone(),
-        vec![],
-        cancel.clone(),
-        fast(),
-    )
-    .expect("spawn client");
+    let (outbox, _events, task) = start_client(settings(port, &p), &t, vec![], &cancel, fast());
     // Stop the task while its first connect waits for the CONNACK (the server holds it back).
     tokio::task::spawn_blocking(move || got_connect_rx.recv_timeout(T))
         .await
