@@ -612,17 +612,17 @@ fn resolve(base_dir: Option<&Path>, file: &str) -> PathBuf {
     }
 }
 
-/// Reads a secret file, dropping the trailing newline(s) editors and `echo` add.
 /// Longest password file accepted: a password, not a device or a log someone pointed at by mistake.
 const MAX_SECRET_BYTES: u64 = 4096;
 
+/// Reads a secret file, dropping the trailing newline(s) editors and `echo` add.
 fn read_secret(path: &Path) -> Result<String, String> {
     use std::io::Read;
     // A regular file only (a FIFO would block, /dev/zero would never end), read with a bound.
-    check_readable(path)?;
     let mut text = String::new();
-    fs::File::open(path)
-        .and_then(|f| f.take(MAX_SECRET_BYTES + 1).read_to_string(&mut text))
+    open_regular(path)?
+        .take(MAX_SECRET_BYTES + 1)
+        .read_to_string(&mut text)
         .map_err(|e| format!("cannot be read: {e}"))?;
     if text.len() as u64 > MAX_SECRET_BYTES {
         return Err(format!(
@@ -637,13 +637,16 @@ fn read_secret(path: &Path) -> Result<String, String> {
 }
 
 fn check_readable(path: &Path) -> Result<(), String> {
+    open_regular(path).map(drop)
+}
+
+/// Opens `path` for reading if it is a regular file; the error says why not.
+fn open_regular(path: &Path) -> Result<fs::File, String> {
     let meta = fs::metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
     if !meta.is_file() {
         return Err("is not a regular file".to_string());
     }
-    fs::File::open(path)
-        .map(drop)
-        .map_err(|e| format!("cannot be read: {e}"))
+    fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))
 }
 
 /// `device.id` syntax: `[a-z0-9_-]{1,64}`.

@@ -9,8 +9,8 @@
 //! step that would put the previous reading at [`GOOD_COUNTS`] or more (fine quantisation with the shortest
 //! conversion time); the first cycle uses the least sensitive step, so the first reading comes after ≈ 81 ms
 //! instead of ≈ 663 ms (at deep dusk it is coarse, ±2 lx, and the next cycle refines it). A raw count of 0xFFFF
-//! at a more sensitive step is re-measured at once at the least sensitive step; 0xFFFF there is [`Measurement::Saturated`]. A failed
-//! cycle leaves the next step unchanged. After a sudden drop the first reading may come from a coarse step (still
+//! at a more sensitive step is re-measured at once at the least sensitive step; 0xFFFF there is
+//! [`Measurement::Saturated`]. A failed cycle leaves the next step unchanged. After a sudden drop the first reading may come from a coarse step (still
 //! correct within that step's resolution); the next cycle uses the right one.
 
 use std::time::Duration;

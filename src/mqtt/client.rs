@@ -362,7 +362,11 @@ impl Task {
                     return true;
                 }
                 Ok(Err(e)) => describe_connect_error(&e, self.tuning.connect_timeout),
-                Err(_) => format!("no answer within {:?}", self.tuning.connect_timeout),
+                // Our safety net behind paho's own connect timeout: the same failure, said the same way.
+                Err(_) => describe_connect_error(
+                    &paho::Error::TcpConnectTimeout,
+                    self.tuning.connect_timeout,
+                ),
             };
             // Log a failure once; repeats of the same failure only at debug level.
             if failure != last_failure {
