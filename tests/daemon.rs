@@ -187,7 +187,6 @@ async fn seed_compatible_payloads_and_retained_state() {
     assert!(!reading.retained, "readings are not retained");
     let lux: f64 = reading.payload.parse().expect("plain number");
     assert!(lux > 0.0 && lux < 2000.0, "simulated reading {lux}");
-    assert!(!reading.payload.contains(' ') && !reading.payload.contains('"'));
 
     // A newcomer gets the retained contract topics.
     let mut late = Observer::connect(rig.broker.port(), &rig.p).await;
@@ -284,26 +283,16 @@ async fn bad_commands_are_rejected_and_leave_the_light_alone() {
         long.as_bytes(),
     ];
     for payload in &bad {
-        let before = rig.obs.payloads(&err_topic).len();
+        let mark = rig.obs.mark();
         rig.obs
             .publish_bytes(&rig.t("light/set"), payload, false)
             .await;
-        let deadline = Instant::now() + T;
-        while rig.obs.payloads(&err_topic).len() == before {
-            assert!(
-                Instant::now() < deadline,
-                "no error published for {payload:?}"
-            );
-            rig.obs
-                .wait_for(&err_topic, |_| true, Duration::from_millis(500))
-                .await;
-        }
         let reason = rig
             .obs
-            .payloads(&err_topic)
-            .last()
-            .cloned()
-            .expect("an error");
+            .wait_after(mark, &err_topic, |_| true, T)
+            .await
+            .unwrap_or_else(|| panic!("no error published for {payload:?}"))
+            .payload;
         assert!(
             !reason.is_empty() && reason.len() < 400,
             "reason: {reason:?}"
@@ -563,11 +552,8 @@ async fn sensor_saturated_alert_raises_and_clears() {
     };
     rig.mock(r#"{"ambient_lux": 150000}"#).await;
     rig.wait_alert("sensor_saturated", true).await;
-    let s = rig.wait_state(|v| v["sensor"] == "saturated").await;
-    assert_ne!(
-        s["lux"], 150000.0,
-        "a saturated reading is never published as a number"
-    );
+    // (That a saturated reading is never published as lux is checked in tests/fault_sensor.rs.)
+    rig.wait_state(|v| v["sensor"] == "saturated").await;
     rig.mock(r#"{"ambient_lux": 1000}"#).await;
     rig.wait_alert("sensor_saturated", false).await;
     rig.wait_health(&[]).await;
@@ -730,7 +716,6 @@ async fn mqtt_sensor_source_follows_the_hysteresis_band() {
         // (< 1 s), so keep publishing like the seed's script does until the rule has acted on this value.
         let deadline = Instant::now() + T;
         let state = loop {
-            rig.mark = rig.obs.mark();
             rig.obs.publish(remote, reading, false).await;
             let topic = rig.t("state");
             let got = rig

@@ -62,7 +62,7 @@ async fn notify_protocol_ready_watchdog_stall_and_stopping() {
     let sock = UnixDatagram::bind(&sock_path).expect("bind fake NOTIFY_SOCKET");
     let obs = Observer::connect(broker.port(), &p).await;
     // WatchdogSec=2: the daemon must ping at least every second.
-    let mut daemon = Daemon::start_with_env_str(
+    let mut daemon = Daemon::start_with_env(
         &Cfg::broker(broker.port(), &p).render(),
         &[
             ("NOTIFY_SOCKET", sock_path.to_str().expect("utf-8")),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::broker::{Broker, SilentListener, Stop};
 use common::collector::Collector;
 use common::daemon::{mqtt_section, test_config, Daemon};
+use common::full;
 use common::procfs::{cpu_time, tz_for_local_time};
 use rand::Rng;
 
@@ -19,10 +20,6 @@ const INTERVAL: f64 = 0.75;
 /// Simulated time runs this much faster: the twilight before sunrise then raises the lux by about 1 % per
 /// reading, so every reading has its own value (readings can be counted and told apart by value).
 const TIME_SCALE: f64 = 4.0;
-
-fn full() -> bool {
-    std::env::var_os("GREENHOUSED_FULL").is_some()
-}
 
 /// 20 broker restarts (SIGKILL and SIGTERM alternately, random outages) while the daemon publishes a reading every
 /// 0.75 s at QoS 1. Counts readings lost and duplicated, checks that the retained state is republished after
@@ -48,7 +45,7 @@ async fn broker_chaos_twenty_restarts() {
         ),
     );
     let tz = tz_for_local_time(5, 48, 0);
-    let mut daemon = Daemon::start_with_env(&config, &[("TZ", std::path::Path::new(&tz))]);
+    let mut daemon = Daemon::start_with_env(&config, &[("TZ", &tz)]);
 
     let (_, first) = collector
         .wait(0, |r| r.topic == t("luminosity"), Duration::from_secs(10))
@@ -151,10 +148,9 @@ async fn broker_chaos_twenty_restarts() {
         .wait_exit(Duration::from_secs(5))
         .expect("daemon stops on SIGTERM");
     assert!(status.success(), "exit status {status:?}");
-    let from = 0;
     assert!(
         collector
-            .wait_live(from, &t("status"), "offline", Duration::from_secs(5))
+            .wait_live(0, &t("status"), "offline", Duration::from_secs(5))
             .await
             .is_some(),
         "final offline not received"
@@ -225,7 +221,7 @@ async fn broker_without_connack() {
          [mock]\nambient = \"100\"\n",
     );
     let started = Instant::now();
-    let mut daemon = Daemon::start_with_env(&config, &[("TZ", std::path::Path::new(&tz))]);
+    let mut daemon = Daemon::start_with_env(&config, &[("TZ", &tz)]);
     assert!(
         daemon
             .wait_log("light on (reason below_threshold", Duration::from_secs(10))

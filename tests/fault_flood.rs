@@ -10,14 +10,11 @@ use std::time::{Duration, Instant};
 use common::collector::Collector;
 use common::daemon::{mqtt_section, test_config, Daemon};
 use common::procfs::rss_kib;
-use common::Mosquitto;
+use common::{full, Mosquitto};
 use paho_mqtt as paho;
 
 const RATE: u64 = 10_000;
 
-fn full() -> bool {
-    std::env::var_os("GREENHOUSED_FULL").is_some()
-}
 const LIMIT: Duration = Duration::from_secs(10);
 
 /// Valid and invalid payloads, cycled through.
@@ -57,11 +54,7 @@ async fn command_flood() {
     let Some(broker) = Mosquitto::start() else {
         return;
     };
-    let seconds = if std::env::var_os("GREENHOUSED_FULL").is_some() {
-        10
-    } else {
-        3
-    };
+    let seconds = if full() { 10 } else { 3 };
     let prefix = common::prefix("flood");
     let t = |s: &str| format!("{prefix}/{s}");
     let collector = Collector::connect(broker.port(), &format!("{prefix}/#")).await;

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::daemon::{mqtt_section, test_config, Daemon};
-use common::observe::{alert, json, seen_or_wait};
+use common::observe::{alert, json};
 use common::{Mosquitto, Observer};
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -43,7 +43,7 @@ async fn stuck_relay_is_detected_and_recovers() {
     .await
     .expect("rule says off");
 
-    let mark = obs.seen.len();
+    let mark = obs.mark();
     obs.publish(
         &format!("{prefix}/mock/set"),
         r#"{"relay_stuck": true}"#,
@@ -59,17 +59,17 @@ async fn stuck_relay_is_detected_and_recovers() {
         !obs.payloads(&light).iter().any(|p| p == "on"),
         "P/light claimed on while the pin stayed off"
     );
-    let health = seen_or_wait(
-        &mut obs,
-        mark,
-        &format!("{prefix}/health"),
-        |m| json(m)["alerts"].as_array().is_some_and(|a| a.len() >= 2),
-        LIMIT,
-    )
-    .await;
+    let health = obs
+        .wait_after(
+            mark,
+            &format!("{prefix}/health"),
+            |m| json(m)["alerts"].as_array().is_some_and(|a| a.len() >= 2),
+            LIMIT,
+        )
+        .await;
     assert!(health.is_some(), "P/health does not list the relay alerts");
 
-    let mark = obs.seen.len();
+    let mark = obs.mark();
     obs.publish(
         &format!("{prefix}/mock/set"),
         r#"{"relay_stuck": false}"#,
@@ -131,7 +131,7 @@ async fn broken_lamp_is_detected() {
     .await
     .expect("first reading");
 
-    let mark = obs.seen.len();
+    let mark = obs.mark();
     obs.publish(
         &format!("{prefix}/mock/set"),
         r#"{"lamp_broken": true}"#,
@@ -149,7 +149,7 @@ async fn broken_lamp_is_detected() {
         "lamp_no_effect after {raised:?}"
     );
 
-    let mark = obs.seen.len();
+    let mark = obs.mark();
     obs.publish(
         &format!("{prefix}/mock/set"),
         r#"{"lamp_broken": false}"#,
@@ -209,24 +209,14 @@ async fn sigterm_applies_on_stop() {
     assert!(status.success(), "{status:?}\n{}", daemon.log());
     // A fresh subscriber sees the retained final state.
     let mut late = Observer::connect(broker.port(), &prefix).await;
-    let light = seen_or_wait(
-        &mut late,
-        0,
-        &format!("{prefix}/light"),
-        |m| m.retained,
-        LIMIT,
-    )
-    .await
-    .expect("retained light");
-    let status_msg = seen_or_wait(
-        &mut late,
-        0,
-        &format!("{prefix}/status"),
-        |m| m.retained,
-        LIMIT,
-    )
-    .await
-    .expect("retained status");
+    let light = late
+        .wait_after(0, &format!("{prefix}/light"), |m| m.retained, LIMIT)
+        .await
+        .expect("retained light");
+    let status_msg = late
+        .wait_after(0, &format!("{prefix}/status"), |m| m.retained, LIMIT)
+        .await
+        .expect("retained status");
     assert_eq!(light.payload, "on", "relay.on_stop = on not applied");
     assert_eq!(status_msg.payload, "offline");
     assert!(

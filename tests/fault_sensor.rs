@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::daemon::{mqtt_section, test_config, Daemon};
-use common::observe::{alert, json, seen_or_wait};
+use common::observe::{alert, json};
 use common::{Mosquitto, Observer};
 
 const INTERVAL: Duration = Duration::from_millis(750);
@@ -73,7 +73,7 @@ async fn policy_scenario(policy: &str, ambient: u32, rule_light: &str) {
     .await
     .expect("rule applied before the fault");
 
-    let mark = obs.seen.len();
+    let mark = obs.mark();
     let t = mock_set(&obs, &prefix, r#"{"sensor_fault": "nack"}"#).await;
     let error_after = alert(&mut obs, mark, &prefix, "sensor_error", true, t).await;
     raised_within_two_intervals("sensor_error", error_after);
@@ -89,8 +89,11 @@ async fn policy_scenario(policy: &str, ambient: u32, rule_light: &str) {
         "{}",
         policy_state.payload
     );
+    // After the fault: the start-up `P/light` may already show the policy's value.
     assert!(
-        obs.wait_seen(&light, policy, LIMIT).await.is_some(),
+        obs.wait_after(mark, &light, |m| m.payload == policy, LIMIT)
+            .await
+            .is_some(),
         "P/light does not show the policy"
     );
     assert!(
@@ -98,8 +101,7 @@ async fn policy_scenario(policy: &str, ambient: u32, rule_light: &str) {
         "stale after {stale_after:?}, before sensor.stale_after_s"
     );
 
-    let replug_index = obs.seen.len();
-    let mark = obs.seen.len();
+    let mark = obs.mark();
     let t = mock_set(&obs, &prefix, r#"{"sensor_fault": "none"}"#).await;
     let cleared_error = alert(&mut obs, mark, &prefix, "sensor_error", false, t).await;
     let cleared_stale = alert(&mut obs, mark, &prefix, "sensor_stale", false, t).await;
@@ -116,14 +118,9 @@ async fn policy_scenario(policy: &str, ambient: u32, rule_light: &str) {
         .await
         .expect("rule back after re-plug");
     let health_topic = format!("{prefix}/health");
-    let health = seen_or_wait(
-        &mut obs,
-        replug_index,
-        &health_topic,
-        |m| json(m)["ok"] == true,
-        LIMIT,
-    )
-    .await;
+    let health = obs
+        .wait_after(mark, &health_topic, |m| json(m)["ok"] == true, LIMIT)
+        .await;
     assert!(health.is_some(), "health not ok after recovery");
     assert!(daemon.running(), "daemon exited:\n{}", daemon.log());
     assert_eq!(daemon.pid(), pid);
@@ -163,7 +160,7 @@ async fn saturated_and_stuck_sensor() {
         .await
         .expect("first reading");
 
-    let mark = obs.seen.len();
+    let mark = obs.mark();
     let t = mock_set(&obs, &prefix, r#"{"sensor_fault": "saturated"}"#).await;
     let sat = alert(&mut obs, mark, &prefix, "sensor_saturated", true, t).await;
     raised_within_two_intervals("sensor_saturated", sat);
@@ -174,7 +171,7 @@ async fn saturated_and_stuck_sensor() {
         "P/state sensor not saturated"
     );
     let lux_topic = format!("{prefix}/luminosity");
-    let mark = obs.seen.len();
+    let mark = obs.mark();
     let t = mock_set(&obs, &prefix, r#"{"sensor_fault": "none"}"#).await;
     let sat_clear = alert(&mut obs, mark, &prefix, "sensor_saturated", false, t).await;
     // Saturated readings are flagged, never published as a number: every published lux is a real one (< 65535).
@@ -184,6 +181,7 @@ async fn saturated_and_stuck_sensor() {
     }
 
     // Stuck: freeze the value, then switch the light on by command; after settle the reading has not moved.
+    let mark = obs.mark();
     mock_set(&obs, &prefix, r#"{"sensor_fault": "stuck"}"#).await;
     obs.publish(&format!("{prefix}/light/set"), "on", false)
         .await;
@@ -197,7 +195,7 @@ async fn saturated_and_stuck_sensor() {
         stuck <= Duration::from_secs(1) + INTERVAL * 2 + Duration::from_millis(250),
         "sensor_stuck after {stuck:?}"
     );
-    let mark = obs.seen.len();
+    let mark = obs.mark();
     let t = mock_set(&obs, &prefix, r#"{"sensor_fault": "none"}"#).await;
     let stuck_clear = alert(&mut obs, mark, &prefix, "sensor_stuck", false, t).await;
     assert!(daemon.running(), "daemon exited:\n{}", daemon.log());

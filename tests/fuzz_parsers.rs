@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use greenhoused::config::{load_str_with, Environment};
 use greenhoused::control::Command;
-use greenhoused::hw::mock::{parse_mock_set, SensorFault};
+use greenhoused::hw::mock::parse_mock_set;
 use greenhoused::mqtt::command::{parse_light_set, CommandError};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -225,6 +225,7 @@ fn mock_set_objects_are_parsed_or_rejected_consistently() {
         Just("sensor_fault".to_string()),
         Just("lamp_broken".to_string()),
         Just("relay_stuck".to_string()),
+        Just("stall_loop_s".to_string()),
         "[a-z_]{1,12}",
     ];
     proptest!(config(cases()), |(fields in proptest::collection::vec((key, json_value()), 0..5))| {
@@ -232,18 +233,19 @@ fn mock_set_objects_are_parsed_or_rejected_consistently() {
         let payload = format!("{{{}}}", body.join(", "));
         match parse_mock_set(payload.as_bytes()) {
             Ok(set) => {
-                // Only the four known keys can have been accepted, each with a value of its type.
+                // Only the known keys can have been accepted, each with a value of its type.
                 for (k, _) in &fields {
                     prop_assert!(
-                        ["ambient_lux", "sensor_fault", "lamp_broken", "relay_stuck"].contains(&k.as_str()),
+                        ["ambient_lux", "sensor_fault", "lamp_broken", "relay_stuck", "stall_loop_s"]
+                            .contains(&k.as_str()),
                         "unknown key {k} accepted in {payload}"
                     );
                 }
                 if let Some(Some(lux)) = set.ambient_lux {
                     prop_assert!(lux.is_finite() && lux >= 0.0, "{payload}");
                 }
-                if let Some(f) = set.sensor_fault {
-                    prop_assert!(matches!(f, SensorFault::None | SensorFault::Nack | SensorFault::Stuck | SensorFault::Saturated));
+                if let Some(s) = set.stall_loop_s {
+                    prop_assert!(s > 0.0 && s <= 120.0, "{payload}");
                 }
             }
             Err(e) => prop_assert!(!e.is_empty()),
@@ -269,7 +271,8 @@ fn config_never_panics_on_any_text() {
     });
 }
 
-/// Every key of the documented schema with a value of a random type.
+/// Every key of the documented schema with a value of a random type, except the file paths (`password_file`,
+/// `ca_file`, `cert_file`, `key_file`: they name files to read; src/config/validate.rs tests those), plus two unknown keys.
 fn config_line() -> impl Strategy<Value = (String, String)> {
     let keys = prop_oneof![
         Just(("device", "id")),
@@ -374,12 +377,11 @@ fn config_schema_values_are_validated_without_panic() {
             Ok(settings) => {
                 let rendered = greenhoused::config::render_effective(&settings);
                 prop_assert!(!rendered.is_empty());
-                prop_assert!(!text.contains("[bogus]"), "unknown section accepted:\n{text}");
+                prop_assert!(!text.contains("bogus"), "unknown section or key accepted:\n{text}");
             }
             Err(e) => {
                 let msg = e.to_string();
                 prop_assert!(!msg.is_empty());
-                prop_assert!(!msg.contains("panicked"));
             }
         }
     });

@@ -96,10 +96,6 @@ impl Broker {
         self.port
     }
 
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// The broker's own log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()

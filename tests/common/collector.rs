@@ -146,11 +146,6 @@ impl Collector {
             }
         }
     }
-
-    /// True while connected.
-    pub fn is_connected(&self) -> bool {
-        self.client.is_connected()
-    }
 }
 
 impl Drop for Collector {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -54,15 +55,6 @@ impl Cfg {
         self
     }
 
-    /// Remove `section.key` (back to the built-in default).
-    pub fn unset(mut self, key: &str) -> Cfg {
-        let (section, name) = key.split_once('.').expect("key is section.name");
-        if let Some(s) = self.sections.get_mut(section) {
-            s.remove(name);
-        }
-        self
-    }
-
     pub fn render(&self) -> String {
         let mut out = String::new();
         for (section, keys) in &self.sections {
@@ -93,24 +85,22 @@ pub fn mqtt_section(port: u16, prefix: &str) -> String {
 impl Daemon {
     /// Start the daemon with `config` (TOML text) on mock hardware.
     pub fn start(config: &str) -> Daemon {
-        Self::start_with_env(config, &[])
+        Self::start_with_env::<&str>(config, &[])
     }
 
     /// Start with extra environment variables (e.g. `STATE_DIRECTORY`).
-    pub fn start_with_env(config: &str, env: &[(&str, &Path)]) -> Daemon {
+    pub fn start_with_env<V: AsRef<OsStr>>(config: &str, env: &[(&str, V)]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("greenhoused.toml");
         std::fs::write(&config_path, config).expect("write config");
         Self::spawn(dir, config_path, env)
     }
 
-    /// Start with extra environment variables given as strings (e.g. `NOTIFY_SOCKET`, `WATCHDOG_USEC`).
-    pub fn start_with_env_str(config: &str, env: &[(&str, &str)]) -> Daemon {
-        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, Path::new(*v))).collect();
-        Self::start_with_env(config, &env)
-    }
-
-    fn spawn(dir: tempfile::TempDir, config: PathBuf, env: &[(&str, &Path)]) -> Daemon {
+    fn spawn<V: AsRef<OsStr>>(
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        env: &[(&str, V)],
+    ) -> Daemon {
         let log = dir.path().join("stderr.log");
         let log_file = std::fs::File::create(&log).expect("create log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_greenhoused"));

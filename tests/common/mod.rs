@@ -39,6 +39,11 @@ pub fn wait_port_open(port: u16, limit: Duration) -> bool {
     false
 }
 
+/// `GREENHOUSED_FULL` set: the fault suites run their long variants.
+pub fn full() -> bool {
+    std::env::var_os("GREENHOUSED_FULL").is_some()
+}
+
 /// A unique topic prefix per test.
 pub fn prefix(name: &str) -> String {
     format!("test/{name}/{}", rand_suffix())

@@ -8,17 +8,6 @@ use serde_json::Value;
 
 use super::{Msg, Observer};
 
-/// The first message at index ≥ `from` of `obs.seen` on `topic` satisfying `pred`, waiting for it if needed.
-pub async fn seen_or_wait(
-    obs: &mut Observer,
-    from: usize,
-    topic: &str,
-    pred: impl Fn(&Msg) -> bool,
-    limit: Duration,
-) -> Option<Msg> {
-    obs.wait_after(from, topic, pred, limit).await
-}
-
 /// How long the fault tests wait for an alert.
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -38,8 +27,7 @@ pub async fn alert(
     since: Instant,
 ) -> Duration {
     let topic = format!("{prefix}/alert");
-    seen_or_wait(
-        obs,
+    obs.wait_after(
         from,
         &topic,
         |m| json(m)["alert"] == name && json(m)["active"] == active,
