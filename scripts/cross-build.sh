@@ -37,7 +37,7 @@ case $target in
 esac
 
 missing=()
-for tool in "$gnu-gcc" "$gnu-ar" "$gnu-strip" cmake perl make; do
+for tool in "$gnu-gcc" "$gnu-ar" "$gnu-strip" cmake perl make file; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -3,7 +3,7 @@
 # greenhoused. Idempotent: installs only what is missing. Needs root or sudo for apt.
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libssl-dev mosquitto mosquitto-clients)
+packages=(build-essential cmake pkg-config libssl-dev openssl mosquitto mosquitto-clients)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

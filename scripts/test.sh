@@ -8,19 +8,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 limit=${TEST_TIME_LIMIT:-1800}
+deps="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/deps/"  # this checkout's test binaries only
 
 cargo test --all-targets "$@" &
 cargo_pid=$!
 (
-    sleep "$limit" </dev/null >/dev/null 2>&1
+    # Stopped by the kill below when the tests end in time; the trap takes the sleep down with it.
+    sleep "$limit" </dev/null >/dev/null 2>&1 &
+    sleeper=$!
+    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+    wait "$sleeper"
     echo "scripts/test.sh: tests still running after $limit s; stacks of the test processes:" >&2
-    for p in $(pgrep -f '/target/debug/deps/' || true); do
+    for p in $(pgrep -f "$deps" || true); do
         echo "--- pid $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" >&2
         if command -v gdb >/dev/null; then
             gdb -p "$p" -batch -ex 'thread apply all bt 25' 2>/dev/null | grep -E '^(Thread|#)' >&2 || true
         fi
     done
-    pkill -KILL -f '/target/debug/deps/' || true
+    pkill -KILL -f "$deps" || true
 ) &
 watchdog=$!
 rc=0
