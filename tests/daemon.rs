@@ -446,24 +446,6 @@ async fn broker_absent_at_start_then_appearing() {
 }
 
 #[tokio::test]
-async fn sigkill_leaves_the_will_offline() {
-    let Some(mut rig) = Rig::start("will", |c| c).await else {
-        return;
-    };
-    rig.daemon.signal("KILL");
-    rig.obs
-        .wait_payload(&rig.t("status"), "offline", T)
-        .await
-        .expect("last will");
-    let mut late = Observer::connect(rig.broker.port(), &rig.p).await;
-    let m = late
-        .wait_for(&rig.t("status"), |m| m.retained, T)
-        .await
-        .expect("retained status");
-    assert_eq!(m.payload, "offline");
-}
-
-#[tokio::test]
 async fn sigterm_puts_the_relay_at_on_stop_publishes_offline_and_exits_0() {
     let Some(mut rig) = Rig::start("sigterm", |c| c.set("relay.on_stop", "\"on\"")).await else {
         return;
