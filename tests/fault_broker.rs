@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::broker::{Broker, SilentListener, Stop};
+use common::broker::{Broker, FakeBroker, Stop};
 use common::collector::Collector;
 use common::daemon::{mqtt_section, test_config, Daemon};
 use common::full;
@@ -83,7 +83,8 @@ async fn broker_chaos_twenty_restarts() {
                 .wait_live(from, &t("light"), "on", Duration::from_secs(5))
                 .await
                 .is_some(),
-            "cycle {cycle}: command not echoed"
+            "cycle {cycle}: command not echoed; the broker's log ends with:\n{}",
+            tail(&broker.log(), 40)
         );
         let log_before = daemon.log().len();
         broker.stop(how);
@@ -119,16 +120,7 @@ async fn broker_chaos_twenty_restarts() {
                     r.retained
                 );
             }
-            eprintln!(
-                "{}",
-                broker
-                    .log()
-                    .lines()
-                    .rev()
-                    .take(40)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
+            eprintln!("{}", tail(&broker.log(), 40));
         }
         assert!(
             daemon.running(),
@@ -204,11 +196,17 @@ async fn broker_chaos_twenty_restarts() {
     assert!(!log.contains("panicked"), "panic in the log:\n{log}");
 }
 
+/// The last `n` lines of `log`.
+fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// A "broker" that accepts the TCP connection and never answers CONNACK: the daemon keeps running and keeps
 /// controlling the light, says clearly what is wrong, retries at a bounded rate, and still stops promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_without_connack() {
-    let silent = SilentListener::start();
+    let silent = FakeBroker::silent();
     // The window opens about 4 s after the start (local time 11:59:56): the light must switch on then, while
     // the first connect attempt (10 s limit) still hangs.
     let tz = tz_for_local_time(11, 59, 56);
@@ -262,6 +260,101 @@ async fn broker_without_connack() {
         switched_after.as_secs_f64(),
         observed.as_secs_f64(),
         observed.as_secs_f64(),
+        stop.elapsed().as_secs_f64()
+    );
+}
+
+/// A broker that accepts the first connections and drops each at once — what mosquitto does when a second client
+/// connects with the same client id (two Pis sharing one config), or when it rejects what the client sends right
+/// after CONNACK. The daemon does not fight back in a tight loop: the pauses grow, the journal says once what the
+/// likely cause is, it starts over with a fresh paho client, and when the broker behaves again it is back in
+/// business (connected, publishing, state republished).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_dropping_connections_right_after_connack() {
+    let Some(broker) = Broker::anonymous() else {
+        return;
+    };
+    let fake = FakeBroker::dropping_first(3, broker.port());
+    let prefix = common::prefix("flap");
+    let collector = Collector::connect(broker.port(), &format!("{prefix}/#")).await;
+    let config = test_config(
+        &format!(
+            "url = \"mqtt://127.0.0.1:{}\"\ntopic_prefix = \"{prefix}\"\nclient_id = \"greenhouse-east\"",
+            fake.port()
+        ),
+        "[sensor]\ninterval_s = 0.75\n",
+    );
+    let started = Instant::now();
+    let mut daemon = Daemon::start(&config);
+    let hint = "is another client connected with client_id \"greenhouse-east\"?";
+    assert!(
+        daemon.wait_log(hint, Duration::from_secs(10)).await,
+        "no hint at the likely cause:\n{}",
+        daemon.log()
+    );
+    let hinted_after = started.elapsed();
+    let (_, online) = collector
+        .wait(
+            0,
+            |r| r.topic == format!("{prefix}/status") && r.payload == "online",
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "never back online through the healed broker:\n{}",
+                daemon.log()
+            )
+        });
+    let back_after = online.at - started;
+    collector
+        .wait(
+            0,
+            |r| r.topic == format!("{prefix}/luminosity"),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("readings published after the recovery");
+    let log = daemon.log();
+    assert_eq!(
+        log.matches(hint).count(),
+        1,
+        "the hint is said once:\n{log}"
+    );
+    assert!(
+        log.contains("after it was made: connection lost; reconnecting in"),
+        "the loss line does not say how short the connection was:\n{log}"
+    );
+    assert!(
+        log.contains("starting over with a fresh client"),
+        "the paho client was not replaced:\n{log}"
+    );
+    let times = fake.accept_times();
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    // Pauses of 0.5, 1 and 2 s (±25 %) after the three drops; before, each reconnect came within milliseconds.
+    assert!(
+        gaps.len() >= 3
+            && gaps[0] >= Duration::from_millis(375)
+            && gaps[1] >= Duration::from_millis(750)
+            && gaps[2] >= Duration::from_millis(1500),
+        "pauses between connections {gaps:?}"
+    );
+    assert_eq!(
+        times.len(),
+        4,
+        "connections: 3 dropped, then one that holds ({gaps:?})"
+    );
+    assert!(daemon.running(), "daemon exited:\n{log}");
+    let stop = Instant::now();
+    daemon.signal("TERM");
+    let status = daemon
+        .wait_exit(Duration::from_secs(3))
+        .expect("stops within 3 s");
+    assert!(status.success(), "{status:?}");
+    eprintln!(
+        "FLAP: hint after {:.1} s, pauses {gaps:.2?}, fresh client online after {:.1} s, SIGTERM → exit {:.2} s",
+        hinted_after.as_secs_f64(),
+        back_after.as_secs_f64(),
         stop.elapsed().as_secs_f64()
     );
 }

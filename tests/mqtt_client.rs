@@ -4,6 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::broker::FakeBroker;
 use common::{settings, wait_event, Mosquitto, Observer, Proxy};
 use greenhoused::config::MqttSettings;
 use greenhoused::mqtt::client::{self, spawn_with, Tuning};
@@ -392,6 +393,51 @@ async fn bad_credentials_back_off_and_keep_running() {
     let cancel = CancellationToken::new();
     let (outbox, mut events, task) = start_client(s, &t, vec![], &cancel, fast());
     assert!(wait_event(&mut events, is_connected, T).await.is_some());
+    cancel.cancel();
+    client::shutdown(&outbox, task, Duration::from_secs(3)).await;
+}
+
+/// A broker that accepts every connection and drops it at once (what mosquitto does to a client when another
+/// one connects with the same client id): no tight reconnect loop. A connection lost within `stable_after`
+/// counts as a failed attempt, so the pause before the next one keeps doubling (100, 200, 400, 800, 800 ms
+/// here, ±25 %); before this, each reconnect followed the loss within a millisecond.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_dropped_at_once_are_retried_with_growing_delays() {
+    let fake = FakeBroker::dropping_after_connack();
+    let p = common::prefix("flap");
+    let t = Topics::new(&p);
+    let cancel = CancellationToken::new();
+    let tuning = Tuning {
+        stable_after: Duration::from_secs(1),
+        ..fast()
+    };
+    let (outbox, mut events, task) =
+        start_client(settings(fake.port(), &p), &t, vec![], &cancel, tuning);
+    assert!(
+        wait_event(&mut events, is_connected, T).await.is_some(),
+        "the fake broker's CONNACK was not taken"
+    );
+    assert!(
+        wait_event(&mut events, is_disconnected, T).await.is_some(),
+        "the drop was not reported"
+    );
+    assert!(
+        tokio::task::block_in_place(|| fake.wait_accepts(6, T)),
+        "the client stopped reconnecting after {} connections",
+        fake.accepts()
+    );
+    let times = fake.accept_times();
+    let least_ms = [100u64, 200, 400, 800, 800].map(|ms| ms * 3 / 4);
+    for (i, (pair, least)) in times.windows(2).zip(least_ms).enumerate() {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(least),
+            "connection {} came {gap:?} after the one before it (at least {least} ms expected): {:?}",
+            i + 2,
+            times.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+        );
+    }
+    assert!(!task.is_finished(), "the task gave up");
     cancel.cancel();
     client::shutdown(&outbox, task, Duration::from_secs(3)).await;
 }

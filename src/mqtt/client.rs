@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerUrl, MqttSettings};
 use crate::mqtt::broker::connect_addr;
-use crate::mqtt::outbox::{Outbox, DEFAULT_CAPACITY};
+use crate::mqtt::outbox::{Outbox, Outgoing, DEFAULT_CAPACITY};
 
 /// What the MQTT task reports to the core loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,9 +60,14 @@ pub enum ClientError {
 pub struct Tuning {
     /// Capacity of the FIFO of non-retained messages kept while offline.
     pub offline_capacity: usize,
-    /// First retry delay after a failed connect; doubles up to `backoff_max` (±25 % jitter).
+    /// First retry delay after a failed connect or a lost connection; doubles up to `backoff_max` (±25 % jitter)
+    /// and starts again from `backoff_min` only after a connection that held (see `stable_after`).
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// A connection held if the broker confirmed something on it (a SUBACK or a PUBACK) or it lasted this long.
+    /// One that did not counts as a failed attempt, so the backoff keeps growing: a broker that drops us right
+    /// after CONNACK (e.g. for a client id in use elsewhere) is not hammered.
+    pub stable_after: Duration,
     /// Limit of one connect attempt.
     pub connect_timeout: Duration,
     /// After cancellation, how long to wait for the core loop's [`Outbox::close`] while connected.
@@ -78,6 +83,7 @@ impl Default for Tuning {
             offline_capacity: DEFAULT_CAPACITY,
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
+            stable_after: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             close_grace: Duration::from_secs(2),
             flush_timeout: Duration::from_millis(600),
@@ -164,17 +170,12 @@ pub fn spawn_with(
     tuning: Tuning,
 ) -> Result<(Outbox, mpsc::Receiver<Event>, JoinHandle<()>), ClientError> {
     let url = display_url(&settings);
-    let create = paho::CreateOptionsBuilder::new_v3()
-        .server_uri(paho_uri(&settings))
-        .client_id(&settings.client_id)
-        .persistence(paho::PersistenceType::None)
-        .finalize();
-    let mut client = paho::AsyncClient::new(create).map_err(|source| ClientError::Create {
-        url: url.clone(),
-        source,
-    })?;
-    // The stream must exist before the first connect (a persistent session may deliver at once).
-    let stream = client.get_event_stream(PAHO_STREAM_CAPACITY);
+    let server_uri = paho_uri(&settings);
+    let (client, stream) =
+        new_client(&server_uri, &settings.client_id).map_err(|source| ClientError::Create {
+            url: url.clone(),
+            source,
+        })?;
     let connect_opts = connect_options(&settings, &will_topic, tuning.connect_timeout)?;
     let outbox = Outbox::new(tuning.offline_capacity);
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
@@ -183,18 +184,40 @@ pub fn spawn_with(
         stream,
         connect_opts,
         url,
+        server_uri,
+        client_id: settings.client_id.clone(),
         qos: settings.qos,
         subscriptions,
         outbox: outbox.clone(),
         events: events_tx,
         cancel,
-        tuning,
         pending_connect: None,
+        backoff: tuning.backoff_min,
+        dropped_in_a_row: 0,
+        served: false,
+        tuning,
         inflight: VecDeque::new(),
+        unconfirmed: Vec::new(),
         dropped_in: 0,
     };
     let handle = tokio::spawn(task.run());
     Ok((outbox, events_rx, handle))
+}
+
+/// A paho client (in-memory session state) and its event stream. The stream must exist before the first connect:
+/// a persistent session may deliver at once.
+fn new_client(
+    server_uri: &str,
+    client_id: &str,
+) -> Result<(paho::AsyncClient, paho::AsyncReceiver<paho::Event>), paho::Error> {
+    let create = paho::CreateOptionsBuilder::new_v3()
+        .server_uri(server_uri)
+        .client_id(client_id)
+        .persistence(paho::PersistenceType::None)
+        .finalize();
+    let mut client = paho::AsyncClient::new(create)?;
+    let stream = client.get_event_stream(PAHO_STREAM_CAPACITY);
+    Ok((client, stream))
 }
 
 /// Process start-up, before ANY paho client exists in the process: without TLS, tell the Paho C library not to
@@ -267,8 +290,8 @@ fn connect_options(
 
 /// How the session loop ended.
 enum SessionEnd {
-    /// Connection lost: reconnect.
-    Lost,
+    /// Connection lost (the reason): reconnect.
+    Lost(String),
     /// Shut down (closed or cancelled): the task ends.
     Stop,
 }
@@ -295,6 +318,9 @@ pub fn park(client: &paho::AsyncClient) {
 /// How much longer than paho's own connect timeout we wait for an attempt before giving up on it.
 const CONNECT_MARGIN: Duration = Duration::from_secs(2);
 
+/// After this many connections in a row did not hold (see [`Tuning::stable_after`]), say what the likely cause is.
+const FLAP_HINT_AFTER: u32 = 3;
+
 struct Task {
     client: paho::AsyncClient,
     /// The connect attempt in progress, if any: paho cannot abort one, so a task stopped during it leaves it
@@ -303,13 +329,25 @@ struct Task {
     stream: paho::AsyncReceiver<paho::Event>,
     connect_opts: paho::ConnectOptions,
     url: String,
+    server_uri: String,
+    client_id: String,
     qos: i32,
     subscriptions: Vec<String>,
     outbox: Outbox,
     events: mpsc::Sender<Event>,
     cancel: CancellationToken,
     tuning: Tuning,
-    inflight: VecDeque<paho::DeliveryToken>,
+    /// The next retry delay (before jitter); see [`Tuning::stable_after`].
+    backoff: Duration,
+    /// Connections in a row that did not hold (see [`Tuning::stable_after`]).
+    dropped_in_a_row: u32,
+    /// The broker confirmed something (SUBACK, PUBACK) on the current connection.
+    served: bool,
+    /// Messages handed to paho and not confirmed yet, oldest first.
+    inflight: VecDeque<(paho::DeliveryToken, Outgoing)>,
+    /// Messages that were in flight when a connection was lost and that paho resends itself on the next one;
+    /// forgotten once a connection holds, queued again if the client is replaced ([`Task::renew_client`]).
+    unconfirmed: Vec<Outgoing>,
     /// Incoming messages dropped because the core loop's channel was full (since the last warning).
     dropped_in: u64,
 }
@@ -320,9 +358,17 @@ impl Task {
             if !self.connect().await {
                 break;
             }
-            match self.session().await {
-                SessionEnd::Lost => continue,
+            let connected_at = Instant::now();
+            let reason = match self.session().await {
+                SessionEnd::Lost(reason) => reason,
                 SessionEnd::Stop => break,
+            };
+            // Never straight back: the jittered pause spreads the reconnects of many clients after a broker
+            // restart, and lets paho finish tearing down the old connection (a publish that failed on the dead
+            // socket queues an internal disconnect, which would otherwise hit the new connection).
+            let wait = self.on_lost(reason, connected_at.elapsed());
+            if !self.wait_or_stop(wait).await {
+                break;
             }
         }
         self.outbox.shared.connected.store(false, Ordering::Relaxed);
@@ -341,11 +387,17 @@ impl Task {
 
     /// Connect, retrying with exponential backoff; `false` when stopped before connecting.
     async fn connect(&mut self) -> bool {
-        let mut delay = self.tuning.backoff_min;
         let mut last_failure = String::new();
         loop {
             if self.stopping() {
                 return false;
+            }
+            if self.client.is_connected() {
+                // Only this task connects, and only after paho reported the loss: cannot happen, but a second
+                // CONNECT on a live connection would tear it down, so never send one.
+                log::debug!("MQTT: paho still reports a connection; not reconnecting");
+                self.on_connected();
+                return true;
             }
             let token = self
                 .pending_connect
@@ -379,12 +431,20 @@ impl Task {
             } else {
                 log::debug!("MQTT: still cannot connect to {}: {failure}", self.url);
             }
-            let jittered = delay.mul_f64(rand::thread_rng().gen_range(0.75..1.25));
-            if !self.wait_or_stop(jittered).await {
+            let wait = self.next_backoff();
+            if !self.wait_or_stop(wait).await {
                 return false;
             }
-            delay = (delay * 2).min(self.tuning.backoff_max);
         }
+    }
+
+    /// The next retry delay (±25 % jitter); doubles the one after it, up to `backoff_max`.
+    fn next_backoff(&mut self) -> Duration {
+        let wait = self
+            .backoff
+            .mul_f64(rand::thread_rng().gen_range(0.75..1.25));
+        self.backoff = (self.backoff * 2).min(self.tuning.backoff_max);
+        wait
     }
 
     /// Sleep `d` unless stopped first; `false` when stopped.
@@ -406,6 +466,7 @@ impl Task {
 
     fn on_connected(&mut self) {
         log::info!("MQTT connected to {}", self.url);
+        self.served = false;
         self.outbox.shared.connected.store(true, Ordering::Relaxed);
         let dropped = {
             let mut q = self.outbox.queue();
@@ -422,15 +483,81 @@ impl Task {
         self.send_event(Event::Connected);
     }
 
-    fn on_lost(&mut self, reason: String) {
-        log::warn!(
-            "MQTT connection to {} lost: {reason}; reconnecting",
-            self.url
-        );
+    /// The connection (made `lasted` ago) is gone: report it and return how long to wait before reconnecting.
+    fn on_lost(&mut self, reason: String, lasted: Duration) -> Duration {
+        if self.served || lasted >= self.tuning.stable_after {
+            self.backoff = self.tuning.backoff_min;
+            self.dropped_in_a_row = 0;
+        } else {
+            self.dropped_in_a_row += 1;
+        }
+        let wait = self.next_backoff();
+        if self.dropped_in_a_row == 0 {
+            log::warn!(
+                "MQTT connection to {} lost: {reason}; reconnecting in {wait:.1?}",
+                self.url
+            );
+        } else {
+            log::warn!(
+                "MQTT connection to {} lost {lasted:.1?} after it was made: {reason}; reconnecting in {wait:.1?}",
+                self.url
+            );
+        }
+        if self.dropped_in_a_row == FLAP_HINT_AFTER {
+            log::warn!(
+                "MQTT: {} dropped the last {FLAP_HINT_AFTER} connections right after accepting them; is another \
+                 client connected with client_id \"{}\"? (a broker keeps one connection per client id) Retrying \
+                 with a growing delay, up to {:?}",
+                self.url,
+                self.client_id,
+                self.tuning.backoff_max
+            );
+        }
         self.outbox.shared.connected.store(false, Ordering::Relaxed);
         // Paho keeps unacknowledged QoS>0 messages of the persistent session and resends them itself.
-        self.inflight.clear();
+        let lost = self.inflight.drain(..).map(|(_, msg)| msg);
+        self.unconfirmed.extend(lost);
+        // Once per run of drops: each replaced client stays parked for the life of the process.
+        if self.dropped_in_a_row == FLAP_HINT_AFTER {
+            self.renew_client();
+        }
         self.send_event(Event::Disconnected { reason });
+        wait
+    }
+
+    /// The broker confirmed something on this connection: it holds, and paho has resent what was unconfirmed.
+    fn served(&mut self) {
+        self.served = true;
+        self.unconfirmed.clear();
+    }
+
+    /// Replace the paho client by a fresh one (same client id, so the broker's session carries on), after
+    /// connections kept being dropped right after CONNACK. Seen with mosquitto ("disconnected due to malformed
+    /// packet") after broker restarts under load: paho's in-memory session state resent something broken on
+    /// every reconnect, for ever. The messages it had not got confirmed are queued again (QoS 1 is
+    /// at-least-once anyway); the old client is parked, never destroyed ([`PARKED`]).
+    fn renew_client(&mut self) {
+        let (client, stream) = match new_client(&self.server_uri, &self.client_id) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                log::warn!("MQTT: cannot create a fresh client: {e}");
+                return;
+            }
+        };
+        park(&self.client);
+        self.client = client;
+        self.stream = stream;
+        let requeued = self.unconfirmed.len();
+        {
+            let mut q = self.outbox.queue();
+            for msg in self.unconfirmed.drain(..).rev() {
+                q.unpop(msg);
+            }
+        }
+        log::warn!(
+            "MQTT: starting over with a fresh client for {} ({requeued} unconfirmed messages queued again)",
+            self.url
+        );
     }
 
     fn send_event(&mut self, ev: Event) {
@@ -477,8 +604,13 @@ impl Task {
                 ev = self.stream.recv() => match ev {
                     Ok(ev) => {
                         if let Some(reason) = self.handle(ev) {
-                            self.on_lost(reason);
-                            return SessionEnd::Lost;
+                            if self.client.is_connected() {
+                                // Paho clears its connected flag before it reports a loss, and only this task
+                                // reconnects: a loss reported while connected is about an earlier connection.
+                                log::debug!("MQTT: ignoring a stale loss event ({reason})");
+                                continue;
+                            }
+                            return SessionEnd::Lost(reason);
                         }
                     }
                     Err(_) => {
@@ -488,14 +620,22 @@ impl Task {
                 },
                 r = OptionFuture(subscribing.as_mut()) => {
                     subscribing = None;
-                    if let Err(e) = r {
-                        log::warn!("MQTT: subscribing to {:?} failed: {e}", self.subscriptions);
+                    match r {
+                        Ok(_) => self.served(),
+                        // The connection is gone: its loss is what gets reported.
+                        Err(e) if !self.client.is_connected() => {
+                            log::debug!("MQTT: subscribing to {:?} failed: {e}", self.subscriptions);
+                        }
+                        Err(e) => log::warn!("MQTT: subscribing to {:?} failed: {e}", self.subscriptions),
                     }
                 },
                 r = front(&mut self.inflight) => {
                     self.inflight.pop_front();
-                    if let Err(e) = r {
-                        log::debug!("MQTT: publish not confirmed: {e}");
+                    match r {
+                        // At QoS 0 "confirmed" only means written.
+                        Ok(_) if self.qos > 0 => self.served(),
+                        Ok(_) => {}
+                        Err(e) => log::debug!("MQTT: publish not confirmed: {e}"),
                     }
                 },
                 _ = self.outbox.shared.notify.notified() => {},
@@ -519,7 +659,7 @@ impl Task {
                 .retained(out.retain)
                 .finalize();
             match self.client.try_publish(msg) {
-                Ok(token) => self.inflight.push_back(token),
+                Ok(token) => self.inflight.push_back((token, out)),
                 Err(e) => {
                     log::debug!("MQTT: publish to {} deferred: {e}", out.topic);
                     self.outbox.queue().unpop(out);
@@ -655,8 +795,10 @@ fn describe_connect_error(e: &paho::Error, limit: Duration) -> String {
 }
 
 /// Resolves with the oldest in-flight token's result; pending for ever when there is none.
-fn front(inflight: &mut VecDeque<paho::DeliveryToken>) -> OptionFuture<'_, paho::DeliveryToken> {
-    OptionFuture(inflight.front_mut())
+fn front(
+    inflight: &mut VecDeque<(paho::DeliveryToken, Outgoing)>,
+) -> OptionFuture<'_, paho::DeliveryToken> {
+    OptionFuture(inflight.front_mut().map(|(token, _)| token))
 }
 
 /// A future over an optional borrowed future: pending for ever when `None`.

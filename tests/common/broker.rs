@@ -1,15 +1,15 @@
 //! A mosquitto with a caller-supplied configuration (persistence, TLS, passwords) that can be stopped with SIGKILL
-//! or SIGTERM and started again on the same port; and a "broker" that accepts TCP and never answers.
+//! or SIGTERM and started again on the same port; and fake brokers that accept TCP and then misbehave.
 #![allow(dead_code)]
 
-use std::io::Read;
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::{free_port, wait_port_open};
 
@@ -165,57 +165,86 @@ pub fn password_lines(dir: &Path, user: &str, password: &str) -> String {
     format!("allow_anonymous false\npassword_file {}\n", pw.display())
 }
 
-/// Accepts TCP connections, reads whatever arrives and never answers (a broker that hangs before CONNACK).
-pub struct SilentListener {
+/// What a [`FakeBroker`] does with a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    /// Read whatever arrives, never answer (a broker that hangs before CONNACK).
+    Silent,
+    /// Read the CONNECT, accept it (CONNACK 0), then hang up (a broker that drops the client at once, as one
+    /// does when another client connects with the same client id) — the first `first` connections; later ones
+    /// are forwarded to the broker on `then` (hung up at once without one).
+    DropAfterConnack { first: usize, then: Option<u16> },
+}
+
+/// A TCP listener on a free loopback port that plays a broken broker; see the constructors.
+pub struct FakeBroker {
     port: u16,
-    accepts: Arc<AtomicUsize>,
+    accepts: Arc<(Mutex<Vec<Instant>>, Condvar)>,
     bytes: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
-impl SilentListener {
-    pub fn start() -> SilentListener {
+impl FakeBroker {
+    /// Accepts TCP connections, reads whatever arrives and never answers.
+    pub fn silent() -> FakeBroker {
+        Self::start(Behaviour::Silent)
+    }
+
+    /// Accepts every connection (CONNACK "accepted") and closes it right after.
+    pub fn dropping_after_connack() -> FakeBroker {
+        Self::start(Behaviour::DropAfterConnack {
+            first: usize::MAX,
+            then: None,
+        })
+    }
+
+    /// Drops the first `n` connections right after CONNACK, then forwards every connection to the broker on
+    /// `upstream` (a broker that got well again).
+    pub fn dropping_first(n: usize, upstream: u16) -> FakeBroker {
+        Self::start(Behaviour::DropAfterConnack {
+            first: n,
+            then: Some(upstream),
+        })
+    }
+
+    fn start(behaviour: Behaviour) -> FakeBroker {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
         let port = listener.local_addr().expect("local addr").port();
-        let accepts = Arc::new(AtomicUsize::new(0));
+        let accepts = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let bytes = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (a, b, s) = (accepts.clone(), bytes.clone(), stop.clone());
         std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 match listener.accept() {
-                    Ok((mut conn, _)) => {
-                        a.fetch_add(1, Ordering::SeqCst);
+                    Ok((conn, _)) => {
+                        let index = {
+                            let mut times = a.0.lock().unwrap_or_else(PoisonError::into_inner);
+                            times.push(Instant::now());
+                            times.len() - 1
+                        };
+                        a.1.notify_all();
                         let (b, s) = (b.clone(), s.clone());
-                        let _ = conn.set_nonblocking(false);
-                        let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
-                        std::thread::spawn(move || {
-                            let mut buf = [0u8; 4096];
-                            while !s.load(Ordering::SeqCst) {
-                                match conn.read(&mut buf) {
-                                    Ok(0) => break,
-                                    Ok(n) => {
-                                        b.fetch_add(n, Ordering::SeqCst);
-                                    }
-                                    Err(e)
-                                        if matches!(
-                                            e.kind(),
-                                            std::io::ErrorKind::WouldBlock
-                                                | std::io::ErrorKind::TimedOut
-                                        ) => {}
-                                    Err(_) => break,
-                                }
+                        match behaviour {
+                            Behaviour::DropAfterConnack {
+                                first,
+                                then: Some(upstream),
+                            } if index >= first => {
+                                std::thread::spawn(move || forward(conn, upstream));
                             }
-                        });
+                            _ => {
+                                std::thread::spawn(move || serve(conn, behaviour, &b, &s));
+                            }
+                        }
                     }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
             }
         });
-        SilentListener {
+        FakeBroker {
             port,
             accepts,
             bytes,
@@ -229,7 +258,26 @@ impl SilentListener {
 
     /// Connections accepted so far.
     pub fn accepts(&self) -> usize {
-        self.accepts.load(Ordering::SeqCst)
+        self.accept_times().len()
+    }
+
+    /// When each connection was accepted.
+    pub fn accept_times(&self) -> Vec<Instant> {
+        self.accepts
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Block until `n` connections were accepted (`false` after `limit`). Call from a blocking context.
+    pub fn wait_accepts(&self, n: usize, limit: Duration) -> bool {
+        let (times, accepted) = &*self.accepts;
+        let times = times.lock().unwrap_or_else(PoisonError::into_inner);
+        let (times, _) = accepted
+            .wait_timeout_while(times, limit, |t| t.len() < n)
+            .unwrap_or_else(PoisonError::into_inner);
+        times.len() >= n
     }
 
     /// Bytes received so far (the CONNECT packets).
@@ -238,7 +286,51 @@ impl SilentListener {
     }
 }
 
-impl Drop for SilentListener {
+/// One connection of a [`FakeBroker`]: read (counting bytes) until the peer or the fake goes away; with
+/// `DropAfterConnack`, answer the first packet with CONNACK "accepted" and close.
+fn serve(mut conn: TcpStream, behaviour: Behaviour, bytes: &AtomicUsize, stop: &AtomicBool) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::SeqCst) {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                bytes.fetch_add(n, Ordering::SeqCst);
+                if matches!(behaviour, Behaviour::DropAfterConnack { .. }) && buf[0] == 0x10 {
+                    let _ = conn.write_all(&[0x20, 0x02, 0x00, 0x00]);
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+/// Copy bytes both ways between `client` and the broker on `upstream` until either side closes.
+fn forward(client: TcpStream, upstream: u16) {
+    let _ = client.set_nonblocking(false);
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    let pipe = |mut from: TcpStream, mut to: TcpStream| {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Both);
+        let _ = from.shutdown(std::net::Shutdown::Both);
+    };
+    let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || pipe(client2, server2));
+    pipe(server, client);
+}
+
+impl Drop for FakeBroker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
     }
