@@ -318,7 +318,10 @@ pub fn park(client: &paho::AsyncClient) {
 /// How much longer than paho's own connect timeout we wait for an attempt before giving up on it.
 const CONNECT_MARGIN: Duration = Duration::from_secs(2);
 
-/// After this many connections in a row did not hold (see [`Tuning::stable_after`]), say what the likely cause is.
+/// After this many connections in a row did not hold (see [`Tuning::stable_after`]), start over with a fresh paho
+/// client ([`Task::renew_client`]) ...
+const RENEW_AFTER: u32 = 2;
+/// ... and after this many, say what the likely cause is.
 const FLAP_HINT_AFTER: u32 = 3;
 
 struct Task {
@@ -518,7 +521,7 @@ impl Task {
         let lost = self.inflight.drain(..).map(|(_, msg)| msg);
         self.unconfirmed.extend(lost);
         // Once per run of drops: each replaced client stays parked for the life of the process.
-        if self.dropped_in_a_row == FLAP_HINT_AFTER {
+        if self.dropped_in_a_row == RENEW_AFTER {
             self.renew_client();
         }
         self.send_event(Event::Disconnected { reason });
