@@ -367,8 +367,8 @@ impl Task {
                 SessionEnd::Stop => break,
             };
             // Never straight back: the jittered pause spreads the reconnects of many clients after a broker
-            // restart, and lets paho finish tearing down the old connection (a publish that failed on the dead
-            // socket queues an internal disconnect, which would otherwise hit the new connection).
+            // restart, and lets paho finish tearing down the old connection (in Paho C 1.3.16 a publish that failed
+            // on the dead socket queues an internal disconnect, which could otherwise hit the new connection).
             let wait = self.on_lost(reason, connected_at.elapsed());
             if !self.wait_or_stop(wait).await {
                 break;
