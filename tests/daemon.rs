@@ -451,14 +451,7 @@ async fn sigterm_puts_the_relay_at_on_stop_publishes_offline_and_exits_0() {
         return;
     };
     rig.wait_light("off", "auto").await;
-    let t0 = Instant::now();
-    rig.daemon.signal("TERM");
-    let status = rig
-        .daemon
-        .wait_exit(Duration::from_secs(5))
-        .expect("exited");
-    let took = t0.elapsed();
-    assert_eq!(status.code(), Some(0), "log: {}", rig.daemon.log());
+    let took = rig.daemon.terminate(Duration::from_secs(5));
     assert!(took < Duration::from_secs(2), "stop took {took:?}");
     rig.obs
         .wait_payload(&rig.t("status"), "offline", T)

@@ -135,11 +135,7 @@ async fn broker_chaos_twenty_restarts() {
     let k = ((Instant::now() + Duration::from_millis(1500) - t0).as_secs_f64() / INTERVAL).ceil();
     let stop_at = t0 + Duration::from_secs_f64((k + 0.5) * INTERVAL);
     tokio::time::sleep_until(stop_at.into()).await;
-    daemon.signal("TERM");
-    let status = daemon
-        .wait_exit(Duration::from_secs(5))
-        .expect("daemon stops on SIGTERM");
-    assert!(status.success(), "exit status {status:?}");
+    daemon.terminate(Duration::from_secs(5));
     assert!(
         collector
             .wait_live(0, &t("status"), "offline", Duration::from_secs(5))
@@ -248,19 +244,14 @@ async fn broker_without_connack() {
         "{accepts} connections to the silent broker in {observed:?}"
     );
     assert!(silent.bytes() > 0, "the daemon never sent CONNECT");
-    let stop = Instant::now();
-    daemon.signal("TERM");
-    let status = daemon
-        .wait_exit(Duration::from_secs(3))
-        .expect("stops within 3 s");
-    assert!(status.success(), "{status:?}");
+    let stopped_in = daemon.terminate(Duration::from_secs(3));
     eprintln!(
         "SILENT: light switched by the rule {:.1} s after start with no broker answer, log line after {:.1} s, \
          {accepts} connections in {:.1} s, SIGTERM → exit {:.2} s",
         switched_after.as_secs_f64(),
         observed.as_secs_f64(),
         observed.as_secs_f64(),
-        stop.elapsed().as_secs_f64()
+        stopped_in.as_secs_f64()
     );
 }
 
@@ -345,17 +336,12 @@ async fn broker_dropping_connections_right_after_connack() {
         "connections: 3 dropped, then one that holds ({gaps:?})"
     );
     assert!(daemon.running(), "daemon exited:\n{log}");
-    let stop = Instant::now();
-    daemon.signal("TERM");
-    let status = daemon
-        .wait_exit(Duration::from_secs(3))
-        .expect("stops within 3 s");
-    assert!(status.success(), "{status:?}");
+    let stopped_in = daemon.terminate(Duration::from_secs(3));
     eprintln!(
         "FLAP: hint after {:.1} s, pauses {gaps:.2?}, fresh client online after {:.1} s, SIGTERM → exit {:.2} s",
         hinted_after.as_secs_f64(),
         back_after.as_secs_f64(),
-        stop.elapsed().as_secs_f64()
+        stopped_in.as_secs_f64()
     );
 }
 

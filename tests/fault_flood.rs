@@ -152,11 +152,7 @@ async fn command_flood() {
         0,
         "the flooder's client refused messages: the rate was not reached"
     );
-    daemon.signal("TERM");
-    let st = daemon
-        .wait_exit(Duration::from_secs(5))
-        .expect("stops after the flood");
-    assert!(st.success(), "{st:?}");
+    daemon.terminate(Duration::from_secs(5));
 }
 
 /// What one flood did.

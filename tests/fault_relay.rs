@@ -200,13 +200,7 @@ async fn sigterm_applies_on_stop() {
     )
     .await
     .expect("light off by the rule");
-    let t = Instant::now();
-    daemon.signal("TERM");
-    let status = daemon
-        .wait_exit(Duration::from_secs(3))
-        .expect("exits within 3 s");
-    let stop_time = t.elapsed();
-    assert!(status.success(), "{status:?}\n{}", daemon.log());
+    let stop_time = daemon.terminate(Duration::from_secs(3));
     // A fresh subscriber sees the retained final state.
     let mut late = Observer::connect(broker.port(), &prefix).await;
     let light = late

@@ -166,6 +166,21 @@ impl Daemon {
         }
     }
 
+    /// SIGTERM, then assert that the process exits with status 0 within `limit`; returns how long it took.
+    pub fn terminate(&mut self, limit: Duration) -> Duration {
+        let start = Instant::now();
+        self.signal("TERM");
+        let status = self
+            .wait_exit(limit)
+            .unwrap_or_else(|| panic!("still running {limit:?} after SIGTERM:\n{}", self.log()));
+        assert!(
+            status.success(),
+            "exit status {status:?} after SIGTERM:\n{}",
+            self.log()
+        );
+        start.elapsed()
+    }
+
     /// Everything the daemon logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
