@@ -194,7 +194,6 @@ pub fn spawn_with(
         pending_connect: None,
         backoff: tuning.backoff_min,
         dropped_in_a_row: 0,
-        served: false,
         tuning,
         inflight: VecDeque::new(),
         unconfirmed: Vec::new(),
@@ -290,8 +289,8 @@ fn connect_options(
 
 /// How the session loop ended.
 enum SessionEnd {
-    /// Connection lost (the reason): reconnect.
-    Lost(String),
+    /// Connection lost: reconnect. `served`: the broker had confirmed something (a SUBACK or a PUBACK) on it.
+    Lost { reason: String, served: bool },
     /// Shut down (closed or cancelled): the task ends.
     Stop,
 }
@@ -344,8 +343,6 @@ struct Task {
     backoff: Duration,
     /// Connections in a row that did not hold (see [`Tuning::stable_after`]).
     dropped_in_a_row: u32,
-    /// The broker confirmed something (SUBACK, PUBACK) on the current connection.
-    served: bool,
     /// Messages handed to paho and not confirmed yet, oldest first.
     inflight: VecDeque<(paho::DeliveryToken, Outgoing)>,
     /// Messages that were in flight when a connection was lost and that paho resends itself on the next one;
@@ -362,14 +359,15 @@ impl Task {
                 break;
             }
             let connected_at = Instant::now();
-            let reason = match self.session().await {
-                SessionEnd::Lost(reason) => reason,
+            let (reason, served) = match self.session().await {
+                SessionEnd::Lost { reason, served } => (reason, served),
                 SessionEnd::Stop => break,
             };
             // Never straight back: the jittered pause spreads the reconnects of many clients after a broker
             // restart, and lets paho finish tearing down the old connection (in Paho C 1.3.16 a publish that failed
             // on the dead socket queues an internal disconnect, which could otherwise hit the new connection).
-            let wait = self.on_lost(reason, connected_at.elapsed());
+            let held = served || connected_at.elapsed() >= self.tuning.stable_after;
+            let wait = self.on_lost(reason, connected_at.elapsed(), held);
             if !self.wait_or_stop(wait).await {
                 break;
             }
@@ -394,13 +392,6 @@ impl Task {
         loop {
             if self.stopping() {
                 return false;
-            }
-            if self.client.is_connected() {
-                // Only this task connects, and only after paho reported the loss: cannot happen, but a second
-                // CONNECT on a live connection would tear it down, so never send one.
-                log::debug!("MQTT: paho still reports a connection; not reconnecting");
-                self.on_connected();
-                return true;
             }
             let token = self
                 .pending_connect
@@ -469,7 +460,6 @@ impl Task {
 
     fn on_connected(&mut self) {
         log::info!("MQTT connected to {}", self.url);
-        self.served = false;
         self.outbox.shared.connected.store(true, Ordering::Relaxed);
         let dropped = {
             let mut q = self.outbox.queue();
@@ -486,11 +476,14 @@ impl Task {
         self.send_event(Event::Connected);
     }
 
-    /// The connection (made `lasted` ago) is gone: report it and return how long to wait before reconnecting.
-    fn on_lost(&mut self, reason: String, lasted: Duration) -> Duration {
-        if self.served || lasted >= self.tuning.stable_after {
+    /// The connection (made `lasted` ago; `held`: see [`Tuning::stable_after`]) is gone: report it and return how
+    /// long to wait before reconnecting.
+    fn on_lost(&mut self, reason: String, lasted: Duration, held: bool) -> Duration {
+        if held {
             self.backoff = self.tuning.backoff_min;
             self.dropped_in_a_row = 0;
+            // The broker confirmed something: paho has resent what was unconfirmed before this connection.
+            self.unconfirmed.clear();
         } else {
             self.dropped_in_a_row += 1;
         }
@@ -526,12 +519,6 @@ impl Task {
         }
         self.send_event(Event::Disconnected { reason });
         wait
-    }
-
-    /// The broker confirmed something on this connection: it holds, and paho has resent what was unconfirmed.
-    fn served(&mut self) {
-        self.served = true;
-        self.unconfirmed.clear();
     }
 
     /// Replace the paho client by a fresh one (same client id, so the broker's session carries on), after
@@ -592,6 +579,7 @@ impl Task {
         let mut subscribing = self.subscribe();
         let mut retry_at: Option<Instant> = None;
         let mut grace_end: Option<Instant> = None;
+        let mut served = false;
         loop {
             if retry_at.map_or(true, |t| t <= Instant::now()) {
                 retry_at = self.pump();
@@ -613,7 +601,7 @@ impl Task {
                                 log::debug!("MQTT: ignoring a stale loss event ({reason})");
                                 continue;
                             }
-                            return SessionEnd::Lost(reason);
+                            return SessionEnd::Lost { reason, served };
                         }
                     }
                     Err(_) => {
@@ -624,7 +612,7 @@ impl Task {
                 r = OptionFuture(subscribing.as_mut()) => {
                     subscribing = None;
                     match r {
-                        Ok(_) => self.served(),
+                        Ok(_) => served = true,
                         // The connection is gone: its loss is what gets reported.
                         Err(e) if !self.client.is_connected() => {
                             log::debug!("MQTT: subscribing to {:?} failed: {e}", self.subscriptions);
@@ -636,7 +624,7 @@ impl Task {
                     self.inflight.pop_front();
                     match r {
                         // At QoS 0 "confirmed" only means written.
-                        Ok(_) if self.qos > 0 => self.served(),
+                        Ok(_) if self.qos > 0 => served = true,
                         Ok(_) => {}
                         Err(e) => log::debug!("MQTT: publish not confirmed: {e}"),
                     }

@@ -171,9 +171,10 @@ enum Behaviour {
     /// Read whatever arrives, never answer (a broker that hangs before CONNACK).
     Silent,
     /// Read the CONNECT, accept it (CONNACK 0), then hang up (a broker that drops the client at once, as one
-    /// does when another client connects with the same client id) — the first `first` connections; later ones
-    /// are forwarded to the broker on `then` (hung up at once without one).
-    DropAfterConnack { first: usize, then: Option<u16> },
+    /// does when another client connects with the same client id).
+    DropAfterConnack,
+    /// Pass the connection through to the broker on this port.
+    Forward(u16),
 }
 
 /// A TCP listener on a free loopback port that plays a broken broker; see the constructors.
@@ -187,27 +188,28 @@ pub struct FakeBroker {
 impl FakeBroker {
     /// Accepts TCP connections, reads whatever arrives and never answers.
     pub fn silent() -> FakeBroker {
-        Self::start(Behaviour::Silent)
+        Self::start(|_| Behaviour::Silent)
     }
 
     /// Accepts every connection (CONNACK "accepted") and closes it right after.
     pub fn dropping_after_connack() -> FakeBroker {
-        Self::start(Behaviour::DropAfterConnack {
-            first: usize::MAX,
-            then: None,
-        })
+        Self::start(|_| Behaviour::DropAfterConnack)
     }
 
     /// Drops the first `n` connections right after CONNACK, then forwards every connection to the broker on
     /// `upstream` (a broker that got well again).
     pub fn dropping_first(n: usize, upstream: u16) -> FakeBroker {
-        Self::start(Behaviour::DropAfterConnack {
-            first: n,
-            then: Some(upstream),
+        Self::start(move |index| {
+            if index < n {
+                Behaviour::DropAfterConnack
+            } else {
+                Behaviour::Forward(upstream)
+            }
         })
     }
 
-    fn start(behaviour: Behaviour) -> FakeBroker {
+    /// `behaviour(i)`: what to do with the `i`-th connection (from 0).
+    fn start(behaviour: impl Fn(usize) -> Behaviour + Send + 'static) -> FakeBroker {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         listener
             .set_nonblocking(true)
@@ -228,17 +230,11 @@ impl FakeBroker {
                         };
                         a.1.notify_all();
                         let (b, s) = (b.clone(), s.clone());
-                        match behaviour {
-                            Behaviour::DropAfterConnack {
-                                first,
-                                then: Some(upstream),
-                            } if index >= first => {
-                                std::thread::spawn(move || forward(conn, upstream));
-                            }
-                            _ => {
-                                std::thread::spawn(move || serve(conn, behaviour, &b, &s));
-                            }
-                        }
+                        let behaviour = behaviour(index);
+                        std::thread::spawn(move || match behaviour {
+                            Behaviour::Forward(upstream) => forward(conn, upstream),
+                            _ => serve(conn, behaviour, &b, &s),
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -297,7 +293,7 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour, bytes: &AtomicUsize, stop: &
             Ok(0) => break,
             Ok(n) => {
                 bytes.fetch_add(n, Ordering::SeqCst);
-                if matches!(behaviour, Behaviour::DropAfterConnack { .. }) && buf[0] == 0x10 {
+                if behaviour == Behaviour::DropAfterConnack && buf[0] == 0x10 {
                     let _ = conn.write_all(&[0x20, 0x02, 0x00, 0x00]);
                     break;
                 }
