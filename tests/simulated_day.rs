@@ -78,10 +78,10 @@ impl Shell {
                             ambient: self.world.ambient_lux(),
                         });
                     }
-                    Effect::Publish { topic, payload, .. } if topic == self.alert_topic => {
-                        if payload.contains("\"active\":true") {
-                            self.run.alerts.push(payload);
-                        }
+                    Effect::Publish { topic, payload, .. }
+                        if topic == self.alert_topic && payload.contains("\"active\":true") =>
+                    {
+                        self.run.alerts.push(payload);
                     }
                     _ => {}
                 }
