@@ -124,7 +124,7 @@ async fn run_async(
         config::BrokerUrl::Embedded => Some(crate::mqtt::broker::start_embedded(
             settings.mqtt.embedded_listen,
         )?),
-        config::BrokerUrl::Remote { .. } => None,
+        config::BrokerUrl::Remote(_) => None,
     };
 
     let mut subscriptions = vec![topics.light_set.clone()];
@@ -166,7 +166,7 @@ async fn run_async(
     let start = Start {
         relay: relay.read_back().map_err(|e| e.to_string()),
     };
-    let state_file = (settings.relay.on_start == OnStart::Restore).then(state_file);
+    let state_file = crate::core::restores(&settings).then(state_file);
     let mut core = Core::new(settings, start, hw.clock.moment());
     let mut shell = Shell {
         relay,

@@ -536,7 +536,7 @@ impl Core {
                 ),
             );
         }
-        if self.settings.relay.on_start == OnStart::Restore {
+        if restores(&self.settings) {
             self.out.push(Effect::Persist(Persist::Relay { on }));
         }
         self.state_dirty = true;
@@ -921,6 +921,11 @@ impl Core {
     }
 }
 
+/// Whether `relay.on_start` or `relay.on_boot` restores the saved relay state (then every switch is saved).
+pub fn restores(settings: &Settings) -> bool {
+    settings.relay.on_start == OnStart::Restore || settings.relay.on_boot == OnStart::Restore
+}
+
 /// Whether switching the lamp should change the reading (the stuck-sensor check needs it); not taken from the
 /// learned value, since a stuck sensor teaches the learner 0.
 fn lamp_expected(control: &config::ControlSettings) -> bool {
@@ -931,9 +936,7 @@ fn lamp_expected(control: &config::ControlSettings) -> bool {
 pub fn broker_display(settings: &Settings) -> String {
     match &settings.mqtt.url {
         config::BrokerUrl::Embedded => format!("embedded on {}", settings.mqtt.embedded_listen),
-        config::BrokerUrl::Remote { host, port, tls } => {
-            format!("{}://{host}:{port}", if *tls { "mqtts" } else { "mqtt" })
-        }
+        remote => remote.to_string(),
     }
 }
 
