@@ -163,9 +163,7 @@ async fn run_async(
     });
 
     let mut relay = hw.relay;
-    let start = Start {
-        relay: relay.read_back().map_err(|e| e.to_string()),
-    };
+    let start = Start::new(relay.read_back().map_err(|e| e.to_string()));
     let state_file = crate::core::restores(&settings).then(state_file);
     let mut core = Core::new(settings, start, hw.clock.moment());
     let mut shell = Shell {

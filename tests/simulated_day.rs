@@ -95,9 +95,7 @@ fn simulate_day(s: &Settings) -> DayRun {
     let clock = VirtualClock::new(NaiveTime::from_hms_opt(0, 0, 0).expect("midnight"));
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
     let (world, mut sensor, mut relay) = mock::build(&s.mock, &s.sensor, &s.relay, false, shared);
-    let start = Start {
-        relay: relay.read_back().map_err(|e| e.to_string()),
-    };
+    let start = Start::new(relay.read_back().map_err(|e| e.to_string()));
     let mut core = Core::new(s.clone(), start, clock.moment());
     let topics = core.topics().clone();
     let mut shell = Shell {

@@ -3,7 +3,7 @@
 //! are shells around it: they own the clock, the hardware and the broker.
 //!
 //! ```text
-//! let mut core = Core::new(settings, Start { relay: read_back_at_open }, now);
+//! let mut core = Core::new(settings, Start::new(read_back_at_open), now);
 //! loop {
 //!     let effects = core.handle(now, event);        // the first call also announces the start
 //!     execute(effects);                              // SetRelay → write, read back → handle(Event::Relay{..})
@@ -157,11 +157,19 @@ pub enum Effect {
     },
 }
 
-/// What the shell found at start.
+/// What the shell found at start. Build it with [`Start::new`] so that fields added later (restored state
+/// files) get their defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Start {
     /// The relay line read back right after it was opened at its start level.
     pub relay: Result<bool, String>,
+}
+
+impl Start {
+    /// The relay as read back at open; nothing restored.
+    pub fn new(relay: Result<bool, String>) -> Start {
+        Start { relay }
+    }
 }
 
 /// What the sensor path last produced (`sensor` in `P/state`).
