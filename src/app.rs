@@ -197,9 +197,13 @@ async fn run_async(
                 shell.clock.hold_until(ev.next);
             }
             Some(ev) = mqtt_events.recv() => match ev {
+                // The broker of a failover list the client task is on now.
                 client::Event::Connected => shell.run(
                     &mut core,
-                    Event::Broker { connected: true, broker: Some(broker_name.clone()) },
+                    Event::Broker {
+                        connected: true,
+                        broker: Some(outbox.broker().unwrap_or_else(|| broker_name.clone())),
+                    },
                 ),
                 client::Event::Disconnected { .. } => {
                     shell.run(&mut core, Event::Broker { connected: false, broker: None });

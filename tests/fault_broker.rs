@@ -325,12 +325,12 @@ async fn broker_dropping_connections_right_after_connack() {
     );
     let times = fake.accept_times();
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    // Pauses of 0.5, 1 and 2 s (±25 %) after the three drops; before, each reconnect came within milliseconds.
+    // Pauses of 0.5, 1 and 2 s (±50 %) after the three drops; before, each reconnect came within milliseconds.
     assert!(
         gaps.len() >= 3
-            && gaps[0] >= Duration::from_millis(375)
-            && gaps[1] >= Duration::from_millis(750)
-            && gaps[2] >= Duration::from_millis(1500),
+            && gaps[0] >= Duration::from_millis(250)
+            && gaps[1] >= Duration::from_millis(500)
+            && gaps[2] >= Duration::from_millis(1000),
         "pauses between connections {gaps:?}"
     );
     assert_eq!(
@@ -390,9 +390,9 @@ async fn broker_refusing_credentials() {
         log.contains("check mqtt.username, the password"),
         "no hint what to fix:\n{log}"
     );
-    // Backoff 0.5, 1, 2, 4, 8 s (±25 %): after the first refusal at most 4 more attempts fit in 8 s.
+    // Backoff 0.5, 1, 2, 4, 8 s (±50 %): after the first refusal at most 5 more attempts fit in 8 s.
     assert!(
-        (1..=5).contains(&attempts),
+        (1..=6).contains(&attempts),
         "{attempts} connection attempts in {window:?}"
     );
     assert_eq!(

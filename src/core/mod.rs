@@ -361,6 +361,12 @@ impl Core {
                 if broker.is_some() {
                     self.broker_name = broker;
                 }
+                // `P/state` names the broker it went through: a fresh one after each (re)connect (a failover
+                // list may have moved us to another broker).
+                if connected {
+                    self.state_dirty = true;
+                    self.evaluate(now, true);
+                }
                 self.notify_status();
             }
             Event::Tick => self.evaluate(now, true),
@@ -440,10 +446,10 @@ impl Core {
         format!(
             "{lux}, light {} ({reason}), mode {mode}, broker {}",
             on_off(self.light),
-            if self.broker_connected {
-                "connected"
-            } else {
-                "disconnected"
+            match (self.broker_connected, &self.broker_name) {
+                (true, Some(name)) => format!("connected to {name}"),
+                (true, None) => "connected".to_string(),
+                (false, _) => "disconnected".to_string(),
             }
         )
     }
@@ -922,6 +928,8 @@ impl Core {
             "reason": d.reason.as_str(),
             "sensor": self.sensor_status.as_str(),
             "window_open": self.window_open,
+            // The broker this gateway is connected to (one of a failover list), null while offline.
+            "broker": self.broker_connected.then_some(self.broker_name.as_deref()).flatten(),
             "ts": now.timestamp(),
         });
         self.publish(self.topics.state.clone(), payload.to_string(), true);

@@ -616,13 +616,32 @@ fn broker_state_goes_to_the_status_line_and_the_view() {
     let Some(Effect::Notify(line)) = e.iter().find(|x| matches!(x, Effect::Notify(_))) else {
         panic!("no status line: {e:?}");
     };
-    assert!(line.ends_with("broker connected"), "{line}");
+    assert!(
+        line.ends_with("broker connected to mqtt://127.0.0.1:1883"),
+        "{line}"
+    );
+    // A fresh `P/state` names the broker (one of a failover list).
+    assert_eq!(last_state(&e)["broker"], "mqtt://127.0.0.1:1883");
     let v = r.view();
     assert!(v.broker_connected);
     assert_eq!(v.broker.as_deref(), Some("mqtt://127.0.0.1:1883"));
     let json = serde_json::to_value(&v).unwrap();
     assert_eq!(json["sensor"], "ok");
     assert_eq!(json["light"], false);
+    // Offline: the status line says so and the next `P/state` names no broker.
+    let e = r.at(
+        2.0,
+        Event::Broker {
+            connected: false,
+            broker: None,
+        },
+    );
+    let Some(Effect::Notify(line)) = e.iter().find(|x| matches!(x, Effect::Notify(_))) else {
+        panic!("no status line: {e:?}");
+    };
+    assert!(line.ends_with("broker disconnected"), "{line}");
+    let e = r.read(3.0, 500.0);
+    assert_eq!(last_state(&e)["broker"], Value::Null);
 }
 
 #[test]

@@ -60,7 +60,8 @@ pub enum ClientError {
 pub struct Tuning {
     /// Capacity of the FIFO of non-retained messages kept while offline.
     pub offline_capacity: usize,
-    /// First retry delay after a failed connect or a lost connection; doubles up to `backoff_max` (±25 % jitter)
+    /// First retry delay after a failed connect or a lost connection; doubles up to `backoff_max` (±50 % jitter,
+    /// so the gateways of a fleet do not come back to a restarted broker all at once)
     /// and starts again from `backoff_min` only after a connection that held (see `stable_after`).
     pub backoff_min: Duration,
     pub backoff_max: Duration,
@@ -484,11 +485,12 @@ impl Task {
         })
     }
 
-    /// The next retry delay (±25 % jitter); doubles the one after it, up to `backoff_max`.
+    /// The next retry delay (±50 % jitter: spreads a fleet's reconnects after a broker restart over the whole
+    /// backoff step); doubles the one after it, up to `backoff_max`.
     fn next_backoff(&mut self) -> Duration {
         let wait = self
             .backoff
-            .mul_f64(rand::thread_rng().gen_range(0.75..1.25));
+            .mul_f64(rand::thread_rng().gen_range(0.5..1.5));
         self.backoff = (self.backoff * 2).min(self.tuning.backoff_max);
         wait
     }
@@ -513,6 +515,12 @@ impl Task {
     /// Connected to broker `i` of the list.
     fn on_connected(&mut self, i: usize) {
         log::info!("MQTT connected to {}", self.targets[i].url);
+        *self
+            .outbox
+            .shared
+            .broker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(self.targets[i].url.clone());
         self.outbox.shared.connected.store(true, Ordering::Relaxed);
         let dropped = {
             let mut q = self.outbox.queue();

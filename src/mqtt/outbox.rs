@@ -158,6 +158,8 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     pub(crate) notify: Notify,
     pub(crate) connected: AtomicBool,
+    /// The broker of `mqtt.url` the client task is (or was last) connected to, for logs and `P/state`.
+    pub(crate) broker: Mutex<Option<String>>,
 }
 
 /// Cheap, clonable handle to queue MQTT messages. Its methods never block on I/O or await.
@@ -174,6 +176,7 @@ impl Outbox {
                 queue: Mutex::new(Queue::new(capacity)),
                 notify: Notify::new(),
                 connected: AtomicBool::new(false),
+                broker: Mutex::new(None),
             }),
         }
     }
@@ -199,6 +202,15 @@ impl Outbox {
     /// Whether the client is connected to the broker right now.
     pub fn is_connected(&self) -> bool {
         self.shared.connected.load(Ordering::Relaxed)
+    }
+
+    /// The broker (one of a failover list, as `mqtt://host:port`) the client connected to last.
+    pub fn broker(&self) -> Option<String> {
+        self.shared
+            .broker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The queue; a poisoned lock is still usable (the queue has no invariant a panic could break halfway).
