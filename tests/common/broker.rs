@@ -96,6 +96,16 @@ impl Broker {
         self.port
     }
 
+    /// The running mosquitto's process id (for /proc figures); `None` while stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The broker's temp dir (its log, store and configuration live there).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The broker's own log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
