@@ -619,3 +619,54 @@ async fn failover_to_the_second_broker_and_stay_there_until_it_fails() {
     assert!(d.len() <= taken, "more distinct readings than taken");
     assert_eq!(lost, 0, "readings lost in the failovers ({lost} of {taken})");
 }
+
+/// A failover list keeps stdout clean: the bundled Paho C prints "checking <uri>" to stdout on every connect
+/// attempt given a server URI list without TLS options (see `connect_options` in src/mqtt/client.rs). The daemon
+/// with a dead first broker retries a few times and connects to the second; its stdout stays empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_list_prints_nothing_on_stdout() {
+    let _serial = SERIAL.lock().await;
+    let Some(live) = Broker::anonymous() else {
+        return;
+    };
+    let dead = common::free_port();
+    let on_live = Collector::connect(live.port(), "greenhouses/#").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("greenhoused.toml");
+    std::fs::write(
+        &config,
+        gateway(&url(&[dead, live.port()]), "house-s").render(),
+    )
+    .expect("write config");
+    let stdout = dir.path().join("stdout");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_greenhoused"))
+        .arg("--mock-hardware")
+        .arg("-c")
+        .arg(&config)
+        .arg("--log-target")
+        .arg("stderr")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("JOURNAL_STREAM")
+        .env("STATE_DIRECTORY", dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&stdout).expect("create stdout file"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn greenhoused");
+    let online = on_live
+        .wait_live(
+            0,
+            "greenhouses/house-s/status",
+            "online",
+            Duration::from_secs(15),
+        )
+        .await;
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    assert!(online.is_some(), "never connected to the second broker");
+    let out = std::fs::read_to_string(&stdout).unwrap_or_default();
+    assert!(out.is_empty(), "the daemon wrote to stdout:\n{out}");
+}

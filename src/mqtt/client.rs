@@ -294,6 +294,12 @@ fn connect_options(
     // A broker of a failover list (else the URI the client was created with).
     if let Some(uri) = server_uri {
         b.server_uris(&[uri]);
+        // Given a server URI list and no TLS options, Paho C prints "checking <uri>" to stdout on every connect
+        // attempt (a leftover debug printf in MQTTAsync_connect). Empty TLS options silence it; on a tcp:// URI
+        // Paho never uses them.
+        if !s.url.tls() {
+            b.ssl_options(paho::SslOptions::new());
+        }
     }
     if s.url.tls() {
         let mut ssl = paho::SslOptionsBuilder::new();
