@@ -617,7 +617,10 @@ async fn failover_to_the_second_broker_and_stay_there_until_it_fails() {
         both.len() - d.len(),
     );
     assert!(d.len() <= taken, "more distinct readings than taken");
-    assert_eq!(lost, 0, "readings lost in the failovers ({lost} of {taken})");
+    assert_eq!(
+        lost, 0,
+        "readings lost in the failovers ({lost} of {taken})"
+    );
 }
 
 /// A failover list keeps stdout clean: the bundled Paho C prints "checking <uri>" to stdout on every connect

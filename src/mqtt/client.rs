@@ -494,9 +494,7 @@ impl Task {
     /// The next retry delay (±50 % jitter: spreads a fleet's reconnects after a broker restart over the whole
     /// backoff step); doubles the one after it, up to `backoff_max`.
     fn next_backoff(&mut self) -> Duration {
-        let wait = self
-            .backoff
-            .mul_f64(rand::thread_rng().gen_range(0.5..1.5));
+        let wait = self.backoff.mul_f64(rand::thread_rng().gen_range(0.5..1.5));
         self.backoff = (self.backoff * 2).min(self.tuning.backoff_max);
         wait
     }
