@@ -166,6 +166,58 @@ async fn wait_state_broker(
     }
 }
 
+/// A fake systemd notify socket, read all the time (as systemd does: a full socket would block the sender).
+struct NotifySocket {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl NotifySocket {
+    fn bind() -> NotifySocket {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("notify.sock");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind NOTIFY_SOCKET");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = received.clone();
+        // Ends with the test process (the socket file goes with the temp dir).
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                sink.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        });
+        NotifySocket {
+            _dir: dir,
+            path,
+            received,
+        }
+    }
+
+    /// Wait until a `STATUS=` line containing `needle` arrived (bounded).
+    async fn wait_status(&self, needle: &str, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        loop {
+            let found = self
+                .received
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .flat_map(|m| m.lines())
+                .any(|l| l.starts_with("STATUS=") && l.contains(needle));
+            if found {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -506,7 +558,15 @@ async fn failover_to_the_second_broker_and_stay_there_until_it_fails() {
         format!("mqtt://127.0.0.1:{}", second.port()),
     );
     let cfg = counting(gateway(&url(&[first.port(), second.port()]), device));
-    let mut daemon = Daemon::start_with_env(&cfg.render(), &[("TZ", twilight_tz())]);
+    // The systemd STATUS line names the broker too.
+    let notify = NotifySocket::bind();
+    let mut daemon = Daemon::start_with_env(
+        &cfg.render(),
+        &[
+            ("TZ", twilight_tz()),
+            ("NOTIFY_SOCKET", notify.path.display().to_string()),
+        ],
+    );
     let (_, reading) = on_first
         .wait(0, |r| r.topic == t("luminosity"), Duration::from_secs(15))
         .await
@@ -538,6 +598,11 @@ async fn failover_to_the_second_broker_and_stay_there_until_it_fails() {
         state.as_ref().map(|s| s["broker"].clone()),
         Some(second_url.clone().into()),
         "P/state does not name the second broker"
+    );
+    let status = format!("broker connected to {second_url}");
+    assert!(
+        notify.wait_status(&status, Duration::from_secs(5)).await,
+        "no STATUS= line with {status:?}"
     );
     assert!(
         daemon
