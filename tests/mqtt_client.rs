@@ -202,10 +202,10 @@ async fn broker_absent_at_start_then_appearing() {
         .await
         .expect("join");
     assert_eq!(attempts.len(), 3, "the client stopped trying: {attempts:?}");
-    // Backoff: 100 ms then 200 ms (±25 %): the 3rd attempt comes at least ~225 ms after the 1st.
+    // Backoff: 100 ms then 200 ms (±50 %): the 3rd attempt comes at least 150 ms after the 1st.
     let spread = attempts[2] - attempts[0];
     assert!(
-        spread >= Duration::from_millis(200),
+        spread >= Duration::from_millis(140),
         "attempts too close: {spread:?}"
     );
     assert!(!outbox.is_connected());
@@ -357,7 +357,7 @@ async fn bad_credentials_back_off_and_keep_running() {
     let cancel = CancellationToken::new();
     let (outbox, mut events, task) = start_client(s.clone(), &t, vec![], &cancel, fast());
     outbox.publish(&t.status, "online", true);
-    // Wait for 4 attempts: 100 + 200 + 400 ms of backoff (±25 %) must separate them — no busy loop.
+    // Wait for 4 attempts: 100 + 200 + 400 ms of backoff (±50 %) must separate them — no busy loop.
     let start = Instant::now();
     while proxy.accepts() < 4 {
         assert!(
@@ -369,7 +369,7 @@ async fn bad_credentials_back_off_and_keep_running() {
     }
     let spread = start.elapsed();
     assert!(
-        spread >= Duration::from_millis(500),
+        spread >= Duration::from_millis(340),
         "4 attempts within {spread:?}: busy loop"
     );
     assert!(!task.is_finished());
@@ -400,7 +400,7 @@ async fn bad_credentials_back_off_and_keep_running() {
 /// A broker that accepts every connection and drops it at once (what mosquitto does to a client when another
 /// one connects with the same client id): no tight reconnect loop. A connection on which the broker confirmed
 /// nothing counts as a failed attempt, so the pause before the next one keeps doubling (100, 200, 400, 800,
-/// 800 ms here, ±25 %); before this, each reconnect followed the loss within a millisecond.
+/// 800 ms here, ±50 %); before this, each reconnect followed the loss within a millisecond.
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_dropped_at_once_are_retried_with_growing_delays() {
     let fake = FakeBroker::dropping_after_connack();
@@ -423,7 +423,7 @@ async fn connections_dropped_at_once_are_retried_with_growing_delays() {
         fake.accepts()
     );
     let times = fake.accept_times();
-    let least_ms = [100u64, 200, 400, 800, 800].map(|ms| ms * 3 / 4);
+    let least_ms = [100u64, 200, 400, 800, 800].map(|ms| ms / 2);
     for (i, (pair, least)) in times.windows(2).zip(least_ms).enumerate() {
         let gap = pair[1] - pair[0];
         assert!(
