@@ -69,6 +69,12 @@ pub enum Reason {
     MinOnHold,
     MinOffHold,
     SensorFailure,
+    /// `strategy = "dli"`: lamp time is needed now to reach the day's light target.
+    DliNeeded,
+    /// `strategy = "dli"`: lamp time is needed later (cheaper or darker hours).
+    DliScheduled,
+    /// `strategy = "dli"`: the target is reached, or sunlight alone will reach it.
+    DliMet,
 }
 
 impl Reason {
@@ -83,6 +89,9 @@ impl Reason {
             Reason::MinOnHold => "min_on_hold",
             Reason::MinOffHold => "min_off_hold",
             Reason::SensorFailure => "sensor_failure",
+            Reason::DliNeeded => "dli_needed",
+            Reason::DliScheduled => "dli_scheduled",
+            Reason::DliMet => "dli_met",
         }
     }
 }
@@ -365,6 +374,13 @@ impl Controller {
 
     /// Evaluate the rule. The caller then drives the relay to `light_on`; the controller records the switch itself.
     pub fn decide(&mut self, inputs: &Inputs) -> Decision {
+        self.decide_with(inputs, None)
+    }
+
+    /// Like [`Controller::decide`], with a demand from another strategy (`strategy = "dli"`: lamp on or off and
+    /// why) replacing the lux band. The demand is filtered like the band's verdict: manual mode, the window, the
+    /// sensor-failure policy and the dwell times still rule. `None` = the band decides.
+    pub fn decide_with(&mut self, inputs: &Inputs, demand: Option<(bool, Reason)>) -> Decision {
         self.observe(inputs);
         if let Some(Override { until: Some(u), .. }) = self.manual {
             if inputs.now >= u {
@@ -376,7 +392,7 @@ impl Controller {
         let (on, reason) = if self.manual.is_some() {
             (self.light_on, Reason::Manual)
         } else {
-            self.rule(inputs, ambient)
+            self.rule(inputs, ambient, demand)
         };
         self.apply(inputs.now, on, reason, ambient)
     }
@@ -430,18 +446,26 @@ impl Controller {
     }
 
     /// The auto-mode rule including dwell; records the hold end in `hold_until`.
-    fn rule(&mut self, inputs: &Inputs, ambient: Option<f64>) -> (bool, Reason) {
+    fn rule(
+        &mut self,
+        inputs: &Inputs,
+        ambient: Option<f64>,
+        demand: Option<(bool, Reason)>,
+    ) -> (bool, Reason) {
         if !self.window_open(inputs.local_minute) {
             return (false, Reason::OutsideWindow);
         }
-        let (want, reason) = match (inputs.sensor, ambient) {
-            (Some(SensorInput::Stale), _) => match self.settings.on_sensor_failure {
+        let (want, reason) = match (inputs.sensor, ambient, demand) {
+            (Some(SensorInput::Stale), _, _) => match self.settings.on_sensor_failure {
                 FailurePolicy::Off => (false, Reason::SensorFailure),
                 FailurePolicy::On => (true, Reason::SensorFailure),
                 FailurePolicy::Keep => (self.light_on, Reason::SensorFailure),
             },
-            (_, Some(a)) if a < self.settings.on_below_lux => (true, Reason::BelowThreshold),
-            (_, Some(a)) if a > self.settings.off_above_lux => (false, Reason::AboveThreshold),
+            (_, _, Some(d)) => d,
+            (_, Some(a), None) if a < self.settings.on_below_lux => (true, Reason::BelowThreshold),
+            (_, Some(a), None) if a > self.settings.off_above_lux => {
+                (false, Reason::AboveThreshold)
+            }
             _ => (self.light_on, Reason::InBand),
         };
         if want == self.light_on {

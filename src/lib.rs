@@ -11,6 +11,7 @@
 //! | [`hw::mock`] | simulated BH1750 bus device, simulated pin, light world model, fault switches |
 //! | [`control`] | the light rule state machine (pure: time and inputs in, decisions out) |
 //! | [`monitor`] | the checks and the alert lifecycle (pure) |
+//! | [`core::dli`] | daily light integral: accounting, strategy "dli", daily report (pure) |
 //! | [`mqtt`] | contract topic names, command parser, paho client task, embedded broker |
 //! | [`app`] | the core loop that owns all state, and the task wiring |
 //! | [`systemd`], [`logging`] | sd_notify READY/STATUS/WATCHDOG/STOPPING; journald/syslog/stderr output |
@@ -20,6 +21,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod core;
 pub mod hw;
 pub mod logging;
 pub mod monitor;
