@@ -185,12 +185,14 @@ impl Dli {
     pub fn replay_threshold(&self, at: Instant) -> ThresholdRun {
         let mut settings = self.control.clone();
         settings.lamp_lux = LampLux::Fixed(0.0);
+        // The replay starts with the lamp off and its `min_off` already served at the first reading.
+        let first = at.checked_add(settings.min_off).unwrap_or(at);
         let mut controller = Controller::new(settings, false, at);
         let start_min = self.control.window.map_or(0, |w| usize::from(w.start_min));
         let ppfd = self.lamp_ppfd().unwrap_or(0.0);
         let (mut on_s, mut kwh, mut cost) = (0.0, 0.0, 0.0);
         for (m, lux) in self.state.day.minute_lux().into_iter().enumerate() {
-            let now = at + Duration::from_secs(60 * m as u64);
+            let now = first + Duration::from_secs(60 * m as u64);
             let local_minute = ((start_min + m) % MINUTES) as u16;
             let sensor = match lux {
                 Some(l) => SensorInput::Reading {
