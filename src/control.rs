@@ -587,6 +587,56 @@ mod tests {
         Duration::from_secs(s)
     }
 
+    /// `strategy = "dli"`: the demand replaces the band, and is filtered like it (dwell, window, sensor, manual).
+    #[test]
+    fn a_dli_demand_replaces_the_band_and_is_filtered_like_it() {
+        let mut r = Rig::new(settings(), false);
+        let at = |r: &Rig, s: f64| SensorInput::Reading {
+            lux: 5000.0,
+            at: r.t(s),
+        };
+        // Bright, but the target needs lamp time now.
+        let i = r.inputs(100.0, Some(at(&r, 100.0)));
+        let d = r.c.decide_with(&i, Some((true, Reason::DliNeeded)));
+        assert_eq!((d.light_on, d.reason), (true, Reason::DliNeeded));
+        // Met 30 s later: min_on holds it.
+        let i = r.inputs(130.0, Some(at(&r, 130.0)));
+        let d = r.c.decide_with(&i, Some((false, Reason::DliMet)));
+        assert_eq!((d.light_on, d.reason), (true, Reason::MinOnHold));
+        assert_eq!(r.c.next_deadline(), Some(r.t(160.0)));
+        let i = r.inputs(160.0, Some(at(&r, 160.0)));
+        let d = r.c.decide_with(&i, Some((false, Reason::DliScheduled)));
+        assert_eq!((d.light_on, d.reason), (false, Reason::DliScheduled));
+        // No demand: the band decides again (5000 lux is above it).
+        let i = r.inputs(300.0, Some(at(&r, 300.0)));
+        assert_eq!(r.c.decide_with(&i, None).reason, Reason::AboveThreshold);
+        // A stale sensor: the failure policy, whatever the demand.
+        let i = r.inputs(400.0, Some(SensorInput::Stale));
+        let d = r.c.decide_with(&i, Some((true, Reason::DliNeeded)));
+        assert_eq!((d.light_on, d.reason), (false, Reason::SensorFailure));
+        // Outside the window: off.
+        r.minute = 23 * 60;
+        let i = r.inputs(500.0, Some(at(&r, 500.0)));
+        let d = r.c.decide_with(&i, Some((true, Reason::DliNeeded)));
+        assert_eq!((d.light_on, d.reason), (false, Reason::OutsideWindow));
+        // Manual mode rules over the demand.
+        r.minute = 12 * 60;
+        r.last = Some(at(&r, 600.0));
+        r.cmd(
+            600.0,
+            Command::Set {
+                on: false,
+                for_: None,
+            },
+        );
+        let i = r.inputs(700.0, Some(at(&r, 700.0)));
+        let d = r.c.decide_with(&i, Some((true, Reason::DliNeeded)));
+        assert_eq!((d.light_on, d.reason), (false, Reason::Manual));
+        assert_eq!(Reason::DliNeeded.as_str(), "dli_needed");
+        assert_eq!(Reason::DliScheduled.as_str(), "dli_scheduled");
+        assert_eq!(Reason::DliMet.as_str(), "dli_met");
+    }
+
     #[test]
     fn exactly_at_on_below_does_not_switch_on() {
         let mut r = Rig::new(settings(), false);

@@ -8,7 +8,8 @@ interpolated between hour centres, with seeded intra-hour cloud flicker on partl
 further k is from 0 and from 1), rescaled so every hour keeps its measured mean GHI. Then
 lux at the sensor = GHI x 110 lm/W (daylight luminous efficacy) x 0.65 (greenhouse cover transmission).
 
-Output: data/weather/<season>.csv with header `time,lux`, one row per minute, naive local standard time.
+Output: data/weather/<season>.csv with header `time,lux`, one row per minute, naive local standard time, from
+00:00 three days before the week (warm-up: the forecast learns) to 06:00 after its seventh day.
 
 Usage (not needed for the tests: the CSVs are committed):
     python3 -m venv /var/tmp/dli-venv && /var/tmp/dli-venv/bin/pip install pvlib
@@ -26,7 +27,9 @@ TRANSMISSION = 0.65
 SEED = 20260101
 YEAR = 2025  # the TMY months come from different years; the traces are put on one year
 WEEKS = {"winter": "01-13", "spring": "04-07", "summer": "07-07"}
-DAYS = 7
+WARMUP_DAYS = 3  # the days before the week: a controller that has run before (its sunlight forecast learned)
+DAYS = WARMUP_DAYS + 7
+TAIL_H = 6  # the traces run to 06:00 after the last day, so 7 light-days starting at 06:00 are complete
 
 
 def main():
@@ -43,11 +46,11 @@ def main():
     rng = np.random.default_rng(SEED)
     os.makedirs(out, exist_ok=True)
     for season, start in WEEKS.items():
-        t0 = pd.Timestamp(f"{YEAR}-{start} 00:00", tz=loc.tz)
-        minutes = pd.date_range(t0, periods=DAYS * 1440 + 1, freq="1min")
+        t0 = pd.Timestamp(f"{YEAR}-{start} 00:00", tz=loc.tz) - pd.Timedelta(days=WARMUP_DAYS)
+        minutes = pd.date_range(t0, periods=DAYS * 1440 + TAIL_H * 60 + 1, freq="1min")
         clear = loc.get_clearsky(minutes, model="ineichen")["ghi"].to_numpy()
         lux = np.zeros(len(minutes))
-        for h in range(DAYS * 24):
+        for h in range(DAYS * 24 + TAIL_H):
             a, b = h * 60, h * 60 + 60  # minutes of this hour: [a, b)
             measured = float(ghi.get(minutes[b], 0.0))  # hour-ending stamp
             clear_mean = float(clear[a:b].mean())

@@ -22,7 +22,10 @@ use crate::config::{ControlSettings, Window};
 mod plan;
 mod report;
 
-pub use plan::{Demand, DliReason, Plan, Status, FORECAST_DAYS, FORECAST_DISCOUNT};
+pub use plan::{
+    Demand, DliReason, Plan, Status, CAUTIOUS_DISCOUNT, FORECAST_DAYS, RATIO_MAX, RATIO_MIN_MOL,
+    START_SLACK_S,
+};
 pub use report::{parse_target, DailyReport, DliPayload, ThresholdRun, MET_TOLERANCE};
 
 /// The monotonic instant and the local wall time of the same moment (the core's clock input).
@@ -299,6 +302,8 @@ pub struct Dli {
     last: Option<LastSample>,
     /// Where lamp accounting stands.
     accrued: Now,
+    /// Per profile: lux·s from each minute to the day's end (suffix sums, rebuilt when the profiles change).
+    sun_suffix: Vec<Vec<f64>>,
 }
 
 impl Dli {
@@ -327,6 +332,7 @@ impl Dli {
             learned_lamp_lux: None,
             last: None,
             accrued: now,
+            sun_suffix: Vec::new(),
         };
         if let Some(saved) = restored {
             let saved_start = parse_time(&saved.day.start).unwrap_or(day_start);
@@ -363,7 +369,23 @@ impl Dli {
             let s = dli.offset_s(now.local);
             dli.state.day.lamp_periods.push([s, s]);
         }
+        dli.rebuild_forecast();
         (dli, notes)
+    }
+
+    fn rebuild_forecast(&mut self) {
+        self.sun_suffix = self
+            .state
+            .profiles
+            .iter()
+            .map(|p| {
+                let mut acc = vec![0.0; MINUTES + 1];
+                for m in (0..MINUTES).rev() {
+                    acc[m] = acc[m + 1] + f64::from(p[m].unwrap_or(0.0)) * 60.0;
+                }
+                acc
+            })
+            .collect();
     }
 
     /// Replace the settings (SIGHUP). The day so far is kept; a live target from `P/dli/target/set` is dropped.
@@ -646,6 +668,7 @@ impl Dli {
             self.state.profiles.push(profile);
             let excess = self.state.profiles.len().saturating_sub(FORECAST_DAYS);
             self.state.profiles.drain(..excess);
+            self.rebuild_forecast();
         }
         let target = self.target_mol();
         let carry = if target > 0.0 {

@@ -537,14 +537,8 @@ fn the_first_day_expects_no_sunlight_and_schedules_the_lamp_as_late_as_possible(
     assert!((p.projected_mol - 17.0).abs() < 1e-6);
     // Equal prices: the lamp block ends at the window end, so it starts at 22:00 − need.
     let start_h = 16.0 - need_s / 3600.0;
-    assert_eq!(
-        d.plan(&at_hour(&clock, start_h - 0.05)).demand.unwrap().on,
-        false
-    );
-    assert_eq!(
-        d.plan(&at_hour(&clock, start_h + 0.02)).demand.unwrap().on,
-        true
-    );
+    assert!(!d.plan(&at_hour(&clock, start_h - 0.05)).demand.unwrap().on);
+    assert!(d.plan(&at_hour(&clock, start_h + 0.02)).demand.unwrap().on);
 }
 
 #[test]
@@ -585,7 +579,7 @@ fn the_lamp_goes_to_the_cheapest_hours_that_reach_the_target() {
     // A running lamp stays on while the current price is no dearer than the plan's dearest minute.
     let mut d2 = d.clone();
     d2.relay(at_hour(&clock, 2.0), true);
-    assert_eq!(d2.plan(&at_hour(&clock, 2.0)).demand.unwrap().on, true);
+    assert!(d2.plan(&at_hour(&clock, 2.0)).demand.unwrap().on);
 }
 
 #[test]
@@ -596,8 +590,8 @@ fn equal_prices_prefer_later_hours() {
     let clock = Clock::new(six_am(date(2025, 1, 10)));
     let mut d = engine(s, WINDOW, &clock);
     d.reading(clock.t(0.0), 0.0, false);
-    assert_eq!(d.plan(&at_hour(&clock, 14.0)).demand.unwrap().on, false);
-    assert_eq!(d.plan(&at_hour(&clock, 14.7)).demand.unwrap().on, true);
+    assert!(!d.plan(&at_hour(&clock, 14.0)).demand.unwrap().on);
+    assert!(d.plan(&at_hour(&clock, 14.7)).demand.unwrap().on);
 }
 
 #[test]
@@ -619,10 +613,11 @@ fn target_met_or_sunlight_alone_enough_turns_the_lamp_off() {
     }
     d.reading(clock.t(3.0 * 86_400.0), 0.0, false);
     assert_eq!(d.state().profiles.len(), 3);
-    // Day 4 at 06:00: expected 0.8 × 6.66 mol ≥ 5: sunlight will do it.
+    // Day 4 at 06:00: expected 6.66 mol (cautiously 0.8 × that) ≥ 5: sunlight will do it.
     let now = clock.t(3.0 * 86_400.0 + 1.0);
+    assert_eq!(d.expected_sun_mol(&now).0, 0.8 * d.expected_sun_mol(&now).1);
     let p = d.plan(&now);
-    assert!((p.expected_sun_mol - 0.8 * 6.66).abs() < 0.01, "{p:?}");
+    assert!((p.expected_sun_mol - 6.66).abs() < 0.01, "{p:?}");
     assert_eq!(
         p.demand.unwrap(),
         Demand {
@@ -641,6 +636,49 @@ fn target_met_or_sunlight_alone_enough_turns_the_lamp_off() {
     assert_eq!(p.status, Status::Met);
     assert_eq!(p.demand.unwrap().reason, DliReason::Met);
     assert_eq!(d.payload(&clock.t(t)).status, "met");
+}
+
+#[test]
+fn the_forecast_scales_the_recent_days_by_today_so_far() {
+    let clock = Clock::new(six_am(date(2025, 6, 10)));
+    let mut d = engine(dli_settings(), WINDOW, &clock);
+    // Three days of 10 klux 08:00-18:00 (6.66 mol each).
+    for day in 0..3 {
+        for m in 0..1440 {
+            let lux = if (120..720).contains(&m) {
+                10_000.0
+            } else {
+                0.0
+            };
+            d.reading(clock.t(day as f64 * 86_400.0 + m as f64 * 60.0), lux, false);
+        }
+    }
+    // Day 4: half as bright from 08:00 to 10:00.
+    let day4 = 3.0 * 86_400.0;
+    for m in 0..=240 {
+        let lux = if m >= 120 { 5_000.0 } else { 0.0 };
+        d.reading(clock.t(day4 + m as f64 * 60.0), lux, false);
+    }
+    let (cautious, central) = d.expected_sun_mol(&clock.t(day4 + 240.0 * 60.0));
+    // The recent days had 1.332 mol by 10:00 and 5.328 mol after; today has half: 2.664 mol expected.
+    assert!((central - 2.664).abs() < 0.01, "{central}");
+    assert!(
+        (cautious - CAUTIOUS_DISCOUNT * 2.664).abs() < 0.01,
+        "{cautious}"
+    );
+    // A brighter day is expected brighter (ratio up to RATIO_MAX), cautiously never above the recent days.
+    let mut bright = d.clone();
+    for m in 241..=300 {
+        bright.reading(clock.t(day4 + m as f64 * 60.0), 60_000.0, false);
+    }
+    let now = clock.t(day4 + 300.0 * 60.0);
+    let (cautious, central) = bright.expected_sun_mol(&now);
+    let rest = 10_000.0 * 0.0185 * 7.0 * 3600.0 / 1e6;
+    assert!(central > rest * 1.5, "{central}");
+    assert!(
+        (cautious - CAUTIOUS_DISCOUNT * rest).abs() < 0.01,
+        "{cautious}"
+    );
 }
 
 #[test]
