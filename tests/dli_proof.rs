@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, TimeDelta, Timelike};
 
-use greenhoused::config::{ControlSettings, FailurePolicy, LampLux, Window};
+use greenhoused::config::{ControlSettings, FailurePolicy, LampLux, Strategy, Window};
 use greenhoused::control::{window_contains, Controller, Inputs, Reason, SensorInput};
 use greenhoused::core::dli::{DailyReport, Dli, DliSettings, Note, Now, TariffPeriod};
 
@@ -51,6 +51,7 @@ impl Setup {
 
 fn control(setup: &Setup) -> ControlSettings {
     ControlSettings {
+        strategy: Strategy::Dli,
         on_below_lux: 450.0,
         off_above_lux: 550.0,
         min_on: Duration::from_secs(300),
@@ -77,7 +78,9 @@ fn dli_settings(setup: &Setup) -> DliSettings {
             Vec::new()
         },
         default_price: 0.20,
-        ..DliSettings::default()
+        sun_umol_per_lux: 0.0185,
+        lamp_umol_per_lux: 0.0135,
+        carry_max_mol: 0.0,
     }
 }
 
@@ -136,9 +139,11 @@ struct Day {
 /// Run the closed loop over the whole trace; the light-days that lie entirely inside it.
 fn run(trace: &Trace, setup: &Setup, dli_strategy: bool) -> Vec<Day> {
     let base = Instant::now();
-    let now_at = |t: f64| Now {
-        at: base + Duration::from_secs_f64(t),
-        local: trace.start + TimeDelta::milliseconds((t * 1000.0) as i64),
+    let now_at = |t: f64| {
+        Now::naive(
+            base + Duration::from_secs_f64(t),
+            trace.start + TimeDelta::milliseconds((t * 1000.0) as i64),
+        )
     };
     let control = control(setup);
     let lamp_lux = setup.lamp_lux();
@@ -189,6 +194,8 @@ fn run(trace: &Trace, setup: &Setup, dli_strategy: bool) -> Vec<Day> {
                 }
             }
             on = d.light_on;
+            // The relay follows at once and reads back what was written.
+            controller.switched(now.at, on);
             last_switch = Some(t);
             notes.extend(dli.relay(now, on));
         }

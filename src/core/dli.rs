@@ -18,6 +18,7 @@ use chrono::{NaiveDateTime, NaiveTime, TimeDelta};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ControlSettings, Window};
+pub use crate::config::{DliSettings, TariffPeriod};
 
 mod plan;
 mod report;
@@ -28,11 +29,22 @@ pub use plan::{
 };
 pub use report::{parse_target, DailyReport, DliPayload, ThresholdRun, MET_TOLERANCE};
 
-/// The monotonic instant and the local wall time of the same moment (the core's clock input).
+pub use super::Now;
+
+/// A [`Now`] with its local wall time without the UTC offset (light-days, windows and tariffs are local times).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Now {
-    pub at: Instant,
-    pub local: NaiveDateTime,
+struct Moment {
+    at: Instant,
+    local: NaiveDateTime,
+}
+
+impl Moment {
+    fn of(now: &Now) -> Moment {
+        Moment {
+            at: now.at,
+            local: now.local.naive_local(),
+        }
+    }
 }
 
 /// A reading gap longer than this counts as unknown (not as light).
@@ -43,61 +55,6 @@ const DAY_S: f64 = 86_400.0;
 /// Format of [`DliState`]; a file with another version is ignored.
 pub const STATE_VERSION: u32 = 1;
 const TIME_FMT: &str = "%Y-%m-%dT%H:%M:%S";
-
-/// One `[[dli.tariff]]` period: `from` inclusive, `to` exclusive, minutes of the day; `from > to` wraps midnight.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TariffPeriod {
-    pub from: u16,
-    pub to: u16,
-    pub price: f64,
-}
-
-/// `[dli]` (the names of the config contract; the `config` module owns their parsing and validation).
-#[derive(Debug, Clone, PartialEq)]
-pub struct DliSettings {
-    /// mol m⁻² d⁻¹; 0 = accounting only.
-    pub target_mol: f64,
-    pub sun_umol_per_lux: f64,
-    /// µmol m⁻² s⁻¹ at the canopy; 0 = estimate from the learned lamp lux × `lamp_umol_per_lux`.
-    pub lamp_ppfd: f64,
-    pub lamp_umol_per_lux: f64,
-    /// W; 0 = kWh and cost not reported (they stay 0).
-    pub lamp_watts: f64,
-    pub carry_max_mol: f64,
-    pub tariff: Vec<TariffPeriod>,
-    pub default_price: f64,
-}
-
-impl Default for DliSettings {
-    fn default() -> Self {
-        DliSettings {
-            target_mol: 0.0,
-            sun_umol_per_lux: 0.0185,
-            lamp_ppfd: 0.0,
-            lamp_umol_per_lux: 0.0135,
-            lamp_watts: 0.0,
-            carry_max_mol: 0.0,
-            tariff: Vec::new(),
-            default_price: 0.0,
-        }
-    }
-}
-
-impl DliSettings {
-    /// The electricity price at `minute` of the day (the first matching period, else `default_price`).
-    pub fn price_at(&self, minute: u16) -> f64 {
-        self.tariff
-            .iter()
-            .find(|p| {
-                if p.from <= p.to {
-                    p.from <= minute && minute < p.to
-                } else {
-                    minute >= p.from || minute < p.to
-                }
-            })
-            .map_or(self.default_price, |p| p.price)
-    }
-}
 
 /// The light-day so far: what the shell persists (see [`DliState`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -301,7 +258,7 @@ pub struct Dli {
     learned_lamp_lux: Option<f64>,
     last: Option<LastSample>,
     /// Where lamp accounting stands.
-    accrued: Now,
+    accrued: Moment,
     /// Per profile: lux·s from each minute to the day's end (suffix sums, rebuilt when the profiles change).
     sun_suffix: Vec<Vec<f64>>,
 }
@@ -316,6 +273,7 @@ impl Dli {
         restored: Option<DliState>,
         now: Now,
     ) -> (Dli, Vec<Note>) {
+        let now = Moment::of(&now);
         let day_start = light_day_start(control.window, now.local);
         let mut notes = Vec::new();
         let mut dli = Dli {
@@ -465,6 +423,7 @@ impl Dli {
 
     /// When the core must wake at the latest for this engine: the day end (instant on the monotonic clock).
     pub fn next_wakeup(&self, now: &Now) -> Instant {
+        let now = Moment::of(now);
         let left = secs_between(now.local, self.day_end()).max(0.0);
         now.at + Duration::from_secs_f64(left)
     }
@@ -477,6 +436,7 @@ impl Dli {
     /// sensor's ceiling (then `ambient_lux` should be that ceiling). Sunlight since the previous reading is
     /// integrated, or counted as unknown after a gap.
     pub fn reading(&mut self, now: Now, ambient_lux: f64, saturated: bool) -> Vec<Note> {
+        let now = Moment::of(&now);
         let mut notes = Vec::new();
         self.advance(now, &mut notes);
         let lux = if ambient_lux.is_finite() {
@@ -515,6 +475,7 @@ impl Dli {
 
     /// The relay read back `on` (a confirmed switch when it differs).
     pub fn relay(&mut self, now: Now, on: bool) -> Vec<Note> {
+        let now = Moment::of(&now);
         let mut notes = Vec::new();
         self.advance(now, &mut notes);
         if on != self.lamp_on {
@@ -532,12 +493,12 @@ impl Dli {
     /// Time passes (lamp accounting, day end).
     pub fn tick(&mut self, now: Now) -> Vec<Note> {
         let mut notes = Vec::new();
-        self.advance(now, &mut notes);
+        self.advance(Moment::of(&now), &mut notes);
         notes
     }
 
     /// Bring lamp accounting to `now`, closing every light-day that ended before it.
-    fn advance(&mut self, now: Now, notes: &mut Vec<Note>) {
+    fn advance(&mut self, now: Moment, notes: &mut Vec<Note>) {
         let mut elapsed = now
             .at
             .saturating_duration_since(self.accrued.at)

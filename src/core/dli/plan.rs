@@ -16,8 +16,8 @@
 
 use chrono::Timelike;
 
-use super::{secs_between, window_len_s, Dli, Now, MINUTES};
-use crate::control::Reason;
+use super::{secs_between, window_len_s, Dli, Moment, Now, MINUTES};
+use crate::core::control::Reason;
 
 /// Days of sunlight profiles the forecast learns from.
 pub const FORECAST_DAYS: usize = 3;
@@ -58,7 +58,7 @@ pub struct Demand {
 }
 
 impl Demand {
-    /// The form [`crate::control::Controller::decide_with`] takes.
+    /// The form [`crate::core::control::Controller::decide_with`] takes.
     pub fn for_controller(self) -> (bool, Reason) {
         (self.on, self.reason.reason())
     }
@@ -101,6 +101,7 @@ impl Dli {
     /// Expected sunlight from `now` to the end of the light-day, mol m⁻²: (cautious, central); (0, 0) without
     /// history. See the module documentation.
     pub fn expected_sun_mol(&self, now: &Now) -> (f64, f64) {
+        let now = Moment::of(now);
         let offset = secs_between(self.day_start, now.local).max(0.0);
         let first = (offset / 60.0).floor() as usize;
         if first >= MINUTES || self.state.profiles.is_empty() {
@@ -142,10 +143,11 @@ impl Dli {
 
     /// The strategy's verdict at `now` (the light-day must be current: call after [`Dli::tick`] or a reading).
     pub fn plan(&self, now: &Now) -> Plan {
+        let moment = Moment::of(now);
         let mol = self.mol();
         let target = self.target_mol();
         let (cautious, central) = self.expected_sun_mol(now);
-        let offset = secs_between(self.day_start, now.local).max(0.0);
+        let offset = secs_between(self.day_start, moment.local).max(0.0);
         let window_left = (window_len_s(self.control.window) - offset).max(0.0);
         let ppfd = self.lamp_ppfd();
         let lamp_s = |sun: f64| match ppfd {
@@ -177,7 +179,7 @@ impl Dli {
                 on: true,
                 reason: DliReason::Needed,
             }),
-            Some(_) => Some(self.schedule(now, window_left, cautious_s)),
+            Some(_) => Some(self.schedule(&moment, window_left, cautious_s)),
         };
         Plan {
             demand,
@@ -193,7 +195,7 @@ impl Dli {
     /// The remaining window is cut into runs of equal price (at the tariff edges); runs are taken by price, the
     /// later run first among equals, and inside a run the lamp time sits at its end. Now is in the plan when the
     /// lamp time placed in the current run reaches back to within [`START_SLACK_S`] of now.
-    fn schedule(&self, now: &Now, window_left: f64, need_s: f64) -> Demand {
+    fn schedule(&self, now: &Moment, window_left: f64, need_s: f64) -> Demand {
         let runs = self.price_runs(now, window_left);
         let mut order: Vec<usize> = (0..runs.len()).collect();
         order.sort_by(|&a, &b| runs[a].2.total_cmp(&runs[b].2).then(b.cmp(&a)));
@@ -222,7 +224,7 @@ impl Dli {
     }
 
     /// The remaining window as runs of one price: (from, to) in seconds from now, price.
-    fn price_runs(&self, now: &Now, window_left: f64) -> Vec<(f64, f64, f64)> {
+    fn price_runs(&self, now: &Moment, window_left: f64) -> Vec<(f64, f64, f64)> {
         let sec_of_day = f64::from(now.local.num_seconds_from_midnight())
             + f64::from(now.local.nanosecond().min(999_999_999)) / 1e9;
         let edges: Vec<f64> = self

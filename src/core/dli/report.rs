@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{secs_between, DayState, Dli, Now, Status, MINUTES};
-use crate::config::LampLux;
-use crate::control::{Controller, Inputs, SensorInput};
+use crate::config::{LampLux, Strategy};
+use crate::core::control::{Controller, Inputs, SensorInput};
 
 /// A closed day counts as `met` when it got at least this share below its target (the rest is carried).
 pub const MET_TOLERANCE: f64 = 0.02;
@@ -185,6 +185,7 @@ impl Dli {
     pub fn replay_threshold(&self, at: Instant) -> ThresholdRun {
         let mut settings = self.control.clone();
         settings.lamp_lux = LampLux::Fixed(0.0);
+        settings.strategy = Strategy::Threshold;
         // The replay starts with the lamp off and its `min_off` already served at the first reading.
         let first = at.checked_add(settings.min_off).unwrap_or(at);
         let mut controller = Controller::new(settings, false, at);
@@ -206,6 +207,7 @@ impl Dli {
                 local_minute,
                 sensor: Some(sensor),
             });
+            controller.switched(now, decision.light_on);
             if decision.light_on {
                 let k = self.settings.lamp_watts * 60.0 / 3.6e6;
                 on_s += 60.0;

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, NaiveDateTime};
 
 use super::*;
-use crate::config::{ControlSettings, FailurePolicy, LampLux, Window};
+use crate::config::{ControlSettings, FailurePolicy, LampLux, Strategy, Window};
 
 fn control(window: Option<(u16, u16)>) -> ControlSettings {
     ControlSettings {
+        strategy: Strategy::Dli,
         on_below_lux: 450.0,
         off_above_lux: 550.0,
         min_on: Duration::from_secs(60),
@@ -24,13 +25,27 @@ fn control(window: Option<(u16, u16)>) -> ControlSettings {
     }
 }
 
+/// The spec's `[dli]` defaults.
+fn defaults() -> DliSettings {
+    DliSettings {
+        target_mol: 0.0,
+        sun_umol_per_lux: 0.0185,
+        lamp_ppfd: 0.0,
+        lamp_umol_per_lux: 0.0135,
+        lamp_watts: 0.0,
+        carry_max_mol: 0.0,
+        tariff: Vec::new(),
+        default_price: 0.0,
+    }
+}
+
 fn dli_settings() -> DliSettings {
     DliSettings {
         target_mol: 17.0,
         lamp_ppfd: 200.0,
         lamp_watts: 400.0,
         default_price: 0.2,
-        ..DliSettings::default()
+        ..defaults()
     }
 }
 
@@ -52,10 +67,10 @@ impl Clock {
         }
     }
     fn t(&self, secs: f64) -> Now {
-        Now {
-            at: self.base + Duration::from_secs_f64(secs),
-            local: self.origin + TimeDelta::milliseconds((secs * 1000.0).round() as i64),
-        }
+        Now::naive(
+            self.base + Duration::from_secs_f64(secs),
+            self.origin + TimeDelta::milliseconds((secs * 1000.0).round() as i64),
+        )
     }
 }
 
@@ -250,7 +265,7 @@ fn tariff_periods_wrap_midnight_and_default_elsewhere() {
             },
         ],
         default_price: 0.3,
-        ..DliSettings::default()
+        ..defaults()
     };
     assert_eq!(s.price_at(0), 0.1);
     assert_eq!(s.price_at(23 * 60), 0.1);

@@ -276,6 +276,8 @@ impl LampLearner {
 /// An active manual override.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Override {
+    /// The light state the operator asked for.
+    on: bool,
     since: Instant,
     /// `None` = until [`Command::Auto`].
     until: Option<Instant>,
@@ -283,11 +285,13 @@ struct Override {
 
 /// The light rule state machine.
 ///
-/// The controller assumes the caller applies every decision to the relay right away: a decision that changes
-/// `light_on` is recorded as a switch at `inputs.now` (dwell timer, lamp step).
+/// A decision is a wish: the controller's light state changes only when the caller reports a switch the relay
+/// confirmed ([`Controller::switched`], the state read back after the write). Only then do the dwell timer and
+/// the lamp learner's step start; a write that failed changes nothing, and the next decision asks again.
 #[derive(Debug, Clone)]
 pub struct Controller {
     settings: ControlSettings,
+    /// The confirmed light state (what the relay read back).
     light_on: bool,
     /// Last switch, or the start (the dwell timer of the initial state).
     since: Instant,
@@ -329,7 +333,7 @@ impl Controller {
         &self.settings
     }
 
-    /// The light state the controller last decided.
+    /// The confirmed light state (the last one reported to [`Controller::switched`], or the start state).
     pub fn light_on(&self) -> bool {
         self.light_on
     }
@@ -364,15 +368,17 @@ impl Controller {
             (f, max) => f.or(max),
         };
         self.manual = Some(Override {
+            on,
             since: inputs.now,
             until: duration.and_then(|d| inputs.now.checked_add(d)),
         });
         self.hold_until = None;
         let ambient = self.ambient(inputs);
-        self.apply(inputs.now, on, Reason::Manual, ambient)
+        self.decision(on, Reason::Manual, ambient)
     }
 
-    /// Evaluate the rule. The caller then drives the relay to `light_on`; the controller records the switch itself.
+    /// Evaluate the rule. The caller then drives the relay to `light_on` and reports what the relay did through
+    /// [`Controller::switched`].
     pub fn decide(&mut self, inputs: &Inputs) -> Decision {
         self.decide_with(inputs, None)
     }
@@ -389,12 +395,12 @@ impl Controller {
         }
         self.hold_until = None;
         let ambient = self.ambient(inputs);
-        let (on, reason) = if self.manual.is_some() {
-            (self.light_on, Reason::Manual)
+        let (on, reason) = if let Some(o) = self.manual {
+            (o.on, Reason::Manual)
         } else {
             self.rule(inputs, ambient, demand)
         };
-        self.apply(inputs.now, on, reason, ambient)
+        self.decision(on, reason, ambient)
     }
 
     /// The next instant at which `decide` may give another answer without new input
@@ -492,14 +498,19 @@ impl Controller {
         (want, reason)
     }
 
-    /// Record the decision (a switch if `on` differs) and build it.
-    fn apply(&mut self, now: Instant, on: bool, reason: Reason, ambient: Option<f64>) -> Decision {
+    /// The relay confirmed the light is `on` at `now` (read back after a write). A change is a switch: it starts
+    /// the dwell timer and the lamp learner's step. Reporting the current state again changes nothing.
+    pub fn switched(&mut self, now: Instant, on: bool) {
         if on != self.light_on {
             self.lamp.on_switch(now, on, self.last_switch);
             self.light_on = on;
             self.since = now;
             self.last_switch = Some(now);
         }
+    }
+
+    /// Build the decision (what the light should be; [`Controller::switched`] records it once it happened).
+    fn decision(&self, on: bool, reason: Reason, ambient: Option<f64>) -> Decision {
         Decision {
             light_on: on,
             reason,
@@ -518,6 +529,7 @@ mod tests {
 
     fn settings() -> ControlSettings {
         ControlSettings {
+            strategy: crate::config::Strategy::Threshold,
             on_below_lux: ON_BELOW,
             off_above_lux: OFF_ABOVE,
             min_on: Duration::from_secs(60),
@@ -542,7 +554,7 @@ mod tests {
 
     impl Rig {
         fn new(s: ControlSettings, on: bool) -> Rig {
-            let t0 = Instant::now();
+            let t0 = crate::hw::mock::test_instant();
             Rig {
                 c: Controller::new(s, on, t0),
                 t0,
@@ -563,18 +575,27 @@ mod tests {
         /// A reading taken at `s` and decided on at once.
         fn read(&mut self, s: f64, lux: f64) -> Decision {
             self.last = Some(SensorInput::Reading { lux, at: self.t(s) });
-            self.c.decide(&self.inputs(s, self.last))
+            let d = self.c.decide(&self.inputs(s, self.last));
+            self.confirm(s, d)
         }
         /// A decision at `s` on the last reading (a timer tick).
         fn tick(&mut self, s: f64) -> Decision {
-            self.c.decide(&self.inputs(s, self.last))
+            let d = self.c.decide(&self.inputs(s, self.last));
+            self.confirm(s, d)
         }
         fn stale(&mut self, s: f64) -> Decision {
             self.last = Some(SensorInput::Stale);
-            self.c.decide(&self.inputs(s, self.last))
+            let d = self.c.decide(&self.inputs(s, self.last));
+            self.confirm(s, d)
         }
         fn cmd(&mut self, s: f64, cmd: Command) -> Decision {
-            self.c.command(&self.inputs(s, self.last), cmd)
+            let d = self.c.command(&self.inputs(s, self.last), cmd);
+            self.confirm(s, d)
+        }
+        /// A faithful relay: the decision is applied and read back at once.
+        fn confirm(&mut self, s: f64, d: Decision) -> Decision {
+            self.c.switched(self.t(s), d.light_on);
+            d
         }
         /// Switch the light on at `s` by the rule (the start dwell must be over).
         fn switch_on_by_rule(&mut self, s: f64) {
@@ -598,14 +619,17 @@ mod tests {
         // Bright, but the target needs lamp time now.
         let i = r.inputs(100.0, Some(at(&r, 100.0)));
         let d = r.c.decide_with(&i, Some((true, Reason::DliNeeded)));
+        r.c.switched(i.now, d.light_on);
         assert_eq!((d.light_on, d.reason), (true, Reason::DliNeeded));
         // Met 30 s later: min_on holds it.
         let i = r.inputs(130.0, Some(at(&r, 130.0)));
         let d = r.c.decide_with(&i, Some((false, Reason::DliMet)));
+        r.c.switched(i.now, d.light_on);
         assert_eq!((d.light_on, d.reason), (true, Reason::MinOnHold));
         assert_eq!(r.c.next_deadline(), Some(r.t(160.0)));
         let i = r.inputs(160.0, Some(at(&r, 160.0)));
         let d = r.c.decide_with(&i, Some((false, Reason::DliScheduled)));
+        r.c.switched(i.now, d.light_on);
         assert_eq!((d.light_on, d.reason), (false, Reason::DliScheduled));
         // No demand: the band decides again (5000 lux is above it).
         let i = r.inputs(300.0, Some(at(&r, 300.0)));
@@ -613,11 +637,13 @@ mod tests {
         // A stale sensor: the failure policy, whatever the demand.
         let i = r.inputs(400.0, Some(SensorInput::Stale));
         let d = r.c.decide_with(&i, Some((true, Reason::DliNeeded)));
+        r.c.switched(i.now, d.light_on);
         assert_eq!((d.light_on, d.reason), (false, Reason::SensorFailure));
         // Outside the window: off.
         r.minute = 23 * 60;
         let i = r.inputs(500.0, Some(at(&r, 500.0)));
         let d = r.c.decide_with(&i, Some((true, Reason::DliNeeded)));
+        r.c.switched(i.now, d.light_on);
         assert_eq!((d.light_on, d.reason), (false, Reason::OutsideWindow));
         // Manual mode rules over the demand.
         r.minute = 12 * 60;
@@ -631,6 +657,7 @@ mod tests {
         );
         let i = r.inputs(700.0, Some(at(&r, 700.0)));
         let d = r.c.decide_with(&i, Some((true, Reason::DliNeeded)));
+        r.c.switched(i.now, d.light_on);
         assert_eq!((d.light_on, d.reason), (false, Reason::Manual));
         assert_eq!(Reason::DliNeeded.as_str(), "dli_needed");
         assert_eq!(Reason::DliScheduled.as_str(), "dli_scheduled");
@@ -1395,7 +1422,7 @@ mod tests {
     }
 
     fn run_day(lamp_lux: LampLux) -> DayRun {
-        let t0 = Instant::now();
+        let t0 = crate::hw::mock::test_instant();
         let s = ControlSettings {
             lamp_lux,
             ..settings()
@@ -1421,6 +1448,7 @@ mod tests {
                 local_minute: minute,
                 sensor: Some(SensorInput::Reading { lux, at }),
             });
+            c.switched(at, d.light_on);
             if d.light_on != on {
                 run.switches.push((sec, d.light_on, amb));
                 on = d.light_on;
