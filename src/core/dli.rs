@@ -614,10 +614,6 @@ impl Dli {
     /// Close the light-day ending at `end`: report, profile for the forecast, carry; start the next day.
     fn close_day(&mut self, end: NaiveDateTime, at: Instant, notes: &mut Vec<Note>) {
         let report = self.report(at);
-        notes.push(Note::Log {
-            level: log::Level::Info,
-            line: report.log_line(&self.state.day),
-        });
         // The day's sunlight becomes a forecast profile when at least half of the window was measured.
         let profile = self.state.day.minute_lux();
         let window_minutes = (window_len_s(self.control.window) / 60.0) as usize;

@@ -60,7 +60,10 @@ impl Rig {
             .unwrap();
         let core = Core::new(
             settings(extra),
-            Start { relay: Ok(on) },
+            Start {
+                relay: Ok(on),
+                dli: None,
+            },
             Now::naive(t0, day),
         );
         Rig {
@@ -527,7 +530,7 @@ fn reload_applies_live_keys_and_leaves_the_relay_alone() {
     );
     assert!(l
         .iter()
-        .any(|x| x == "configuration reloaded: [control] and [monitor] applied"));
+        .any(|x| x == "configuration reloaded: [control], [monitor] and [dli] applied"));
     assert_eq!(r.core.settings().control.on_below_lux, 100.0);
     assert_eq!(
         r.core.settings().relay.gpio,

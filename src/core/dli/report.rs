@@ -50,6 +50,9 @@ pub struct DailyReport {
     pub threshold_rule: ThresholdRun,
     pub saved_kwh: f64,
     pub saved_cost: f64,
+    /// The one notice line for the log (not part of the payload).
+    #[serde(skip)]
+    pub log_line: String,
 }
 
 impl DliPayload {
@@ -64,7 +67,7 @@ impl DailyReport {
     }
 
     /// The one notice line at the day's end.
-    pub fn log_line(&self, day: &DayState) -> String {
+    fn line(&self, day: &DayState) -> String {
         let f = &self.figures;
         let t = &self.threshold_rule;
         let mut line = format!(
@@ -169,14 +172,17 @@ impl Dli {
         let threshold = self.replay_threshold(at);
         let d = &self.state.day;
         let day_len = secs_between(self.day_start, self.day_end()).clamp(0.0, super::DAY_S);
-        DailyReport {
+        let mut report = DailyReport {
             saved_kwh: round(threshold.lamp_kwh - d.lamp_kwh, 4),
             saved_cost: round(threshold.cost - d.cost, 4),
             figures,
             switches: d.switches,
             longest_dark_h: round(d.longest_dark_s(day_len) / 3600.0, 2),
             threshold_rule: threshold,
-        }
+            log_line: String::new(),
+        };
+        report.log_line = report.line(d);
+        report
     }
 
     /// The day's recorded sunlight (per-minute mean ambient lux) through the plain threshold rule: the real

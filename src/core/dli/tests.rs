@@ -217,7 +217,7 @@ fn a_saturated_sensor_is_counted_at_its_ceiling_and_flagged() {
     assert_eq!(d.day().saturated_s, 20.0);
     let expected = (ceiling * 10.0 + (ceiling + 30_000.0) / 2.0 * 10.0) * 0.0185;
     assert!((d.day().sun_umol - expected).abs() < 1e-3);
-    let line = d.report(clock.t(20.0).at).log_line(d.day());
+    let line = d.report(clock.t(20.0).at).log_line;
     assert!(line.contains("saturated for 20 s"), "{line}");
 }
 
@@ -342,9 +342,17 @@ fn the_day_closes_at_the_window_start_with_its_report_and_carries_the_deficit() 
     assert!((r.figures.sun_mol - 6.666).abs() < 0.01, "{r:?}");
     assert_eq!(r.figures.status, "short");
     assert_eq!(r.longest_dark_h, 24.0);
-    assert!(notes.iter().any(
-        |n| matches!(n, Note::Log { level: log::Level::Info, line } if line.contains("light-day 2025-01-10 short"))
-    ));
+    assert!(
+        r.log_line
+            .starts_with("dli: light-day 2025-01-10 short: 6.67 of 17.00 mol/m²"),
+        "{}",
+        r.log_line
+    );
+    assert!(
+        r.log_line.contains("threshold rule: lamp"),
+        "{}",
+        r.log_line
+    );
     // The deficit (about 10 mol) is carried, capped at 2.
     assert_eq!(d.day_start(), six_am(date(2025, 1, 11)));
     assert_eq!(d.day().carry_in_mol, 2.0);
