@@ -42,8 +42,8 @@ impl Rig {
         let core = Core::new(
             settings(text),
             Start {
-                relay: Ok(false),
                 dli,
+                ..Start::new(Ok(false))
             },
             Now::naive(t0, start),
         );
