@@ -1,0 +1,7 @@
+#!/bin/sh
+# The DLI strategy's proof (docs/CONTROL.md): the real controller and DLI engine in a closed loop over three
+# real-weather weeks (data/weather/*.csv), against the plain threshold rule and the oracle. Prints one table per
+# setup and fails if a goal is missed. Usage: scripts/prove-dli.sh [extra cargo test args]
+set -eu
+cd "$(dirname "$0")/.."
+exec cargo test --test dli_proof "$@" -- --nocapture --test-threads 1
