@@ -9,7 +9,8 @@
 //! lamp energy ≤ 1.10 × the oracle's (each day's deficit ÷ lamp PPFD, capped by the window), and never more
 //! lamp energy than the threshold rule on a day the threshold rule also met the target.
 //!
-//! `cargo test --test dli_proof -- --nocapture` prints the per-day table (scripts/prove-dli.sh).
+//! `cargo test --test dli_proof -- --nocapture` prints the per-day table (scripts/prove-dli.sh); with
+//! `DLI_PROOF_CHARTS=DIR` it also writes one SVG chart per setup and week into DIR.
 
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,11 @@ struct Setup {
 }
 
 impl Setup {
+    /// File-name form of the name.
+    fn slug(&self) -> String {
+        self.name.replace(' ', "-")
+    }
+
     /// The lamp's light at the sensor (what the threshold rule subtracts): its PPFD over lamp_umol_per_lux.
     fn lamp_lux(&self) -> f64 {
         self.lamp_ppfd / 0.0135
@@ -232,6 +238,92 @@ fn run(trace: &Trace, setup: &Setup, dli_strategy: bool) -> Vec<Day> {
         .collect()
 }
 
+/// An SVG chart of one week: per light-day the DLI (sun and lamp stacked) of the DLI strategy and of the
+/// threshold rule against the target, and each one's lamp energy against the oracle's.
+fn chart(setup: &Setup, season: &str, dli: &[Day], thr: &[Day]) -> String {
+    let (w, h, left, top) = (770.0, 450.0, 60.0, 50.0);
+    let (plot_w, mol_h, kwh_h) = (w - left - 20.0, 200.0, 110.0);
+    let max_mol = dli
+        .iter()
+        .chain(thr)
+        .map(|d| d.report.figures.mol)
+        .fold(TARGET * 1.2, f64::max);
+    let max_kwh = thr
+        .iter()
+        .chain(dli)
+        .map(|d| d.report.figures.lamp_kwh)
+        .fold(1.0, f64::max);
+    let slot = plot_w / dli.len() as f64;
+    let bar = slot * 0.3;
+    let y_mol = |m: f64| top + mol_h * (1.0 - m / max_mol);
+    let kwh_top = top + mol_h + 50.0;
+    let y_kwh = |k: f64| kwh_top + kwh_h * (1.0 - k / max_kwh);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" \
+         font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{left}\" y=\"18\" font-size=\"14\">{} week, {}: DLI per light-day (dashed: target {TARGET} mol)</text>\n\
+         <text x=\"{left}\" y=\"34\">left bar: strategy dli, right bar: threshold rule; sun yellow, lamp purple</text>\n",
+        season, setup.name
+    );
+    let rect = |x: f64, y0: f64, y1: f64, fill: &str| {
+        format!(
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{:.1}\" fill=\"{fill}\"/>\n",
+            y1.min(y0),
+            (y0 - y1).abs()
+        )
+    };
+    for (i, (d, t)) in dli.iter().zip(thr).enumerate() {
+        let x = left + i as f64 * slot + slot * 0.15;
+        for (k, day) in [d, t].into_iter().enumerate() {
+            let f = &day.report.figures;
+            let xb = x + k as f64 * (bar + 2.0);
+            out += &rect(xb, y_mol(0.0), y_mol(f.sun_mol), "#f2c14e");
+            out += &rect(xb, y_mol(f.sun_mol), y_mol(f.mol), "#7b4fa0");
+            out += &rect(
+                xb,
+                y_kwh(0.0),
+                y_kwh(f.lamp_kwh),
+                if k == 0 { "#7b4fa0" } else { "#999999" },
+            );
+        }
+        let deficit = (TARGET - d.report.figures.sun_mol).max(0.0);
+        let oracle = (deficit * 1e6 / setup.lamp_ppfd).min(WINDOW_S) * LAMP_WATTS / 3.6e6;
+        out += &format!(
+            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"black\" stroke-width=\"2\"/>\n",
+            x - 2.0,
+            x + 2.0 * bar + 4.0,
+            y_kwh(oracle),
+            y_kwh(oracle)
+        );
+        out += &format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            x + bar,
+            top + mol_h + 15.0,
+            &d.report.figures.day[5..]
+        );
+    }
+    out += &format!(
+        "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#c0392b\" stroke-dasharray=\"6 3\"/>\n",
+        left + plot_w,
+        y = y_mol(TARGET)
+    );
+    out += &format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{max_mol:.0} mol</text>\n\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">0</text>\n\
+         <text x=\"{left}\" y=\"{:.1}\">lamp energy per light-day (purple: strategy dli, grey: threshold rule, \
+         black tick: oracle)</text>\n\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{max_kwh:.1} kWh</text>\n</svg>\n",
+        left - 4.0,
+        top + 4.0,
+        left - 4.0,
+        y_mol(0.0),
+        kwh_top - 8.0,
+        left - 4.0,
+        kwh_top + 4.0,
+    );
+    out
+}
+
 /// The outcome of one setup over the three weeks.
 struct Outcome {
     /// Goals missed, one line each.
@@ -263,6 +355,11 @@ fn prove(setup: &Setup) -> Outcome {
         let thr_days = run(&trace, setup, false);
         assert_eq!(dli_days.len(), 7, "{season}: 7 complete light-days");
         assert_eq!(thr_days.len(), 7);
+        if let Some(dir) = std::env::var_os("DLI_PROOF_CHARTS") {
+            let path = std::path::Path::new(&dir).join(format!("{}-{season}.svg", setup.slug()));
+            std::fs::write(&path, chart(setup, season, &dli_days, &thr_days))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
         for (d, th) in dli_days.iter().zip(&thr_days) {
             let f = &d.report.figures;
             let tf = &th.report.figures;
