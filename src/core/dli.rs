@@ -421,13 +421,6 @@ impl Dli {
         }
     }
 
-    /// When the core must wake at the latest for this engine: the day end (instant on the monotonic clock).
-    pub fn next_wakeup(&self, now: &Now) -> Instant {
-        let now = Moment::of(now);
-        let left = secs_between(now.local, self.day_end()).max(0.0);
-        now.at + Duration::from_secs_f64(left)
-    }
-
     fn offset_s(&self, local: NaiveDateTime) -> f64 {
         secs_between(self.day_start, local).clamp(0.0, DAY_S * 2.0)
     }
