@@ -14,6 +14,7 @@
 //! | [`mqtt`] | contract topic names, command parser, paho client task, embedded broker |
 //! | [`app`] | the core loop that owns all state, and the task wiring |
 //! | [`systemd`], [`logging`] | sd_notify READY/STATUS/WATCHDOG/STOPPING; journald/syslog/stderr output |
+//! | [`sim`] | `greenhoused simulate`: weather, virtual clock loop, report, chart |
 //! | [`cli`] | the command line of the spec |
 
 pub mod app;
@@ -25,6 +26,7 @@ pub mod logging;
 pub mod monitor;
 pub mod mqtt;
 pub mod persist;
+pub mod sim;
 pub mod systemd;
 
 /// Process exit codes of the contract.
