@@ -73,6 +73,9 @@ struct SunlitBus<'a> {
     world: World,
     clock: Arc<SimClock>,
     sun: Sampler<'a>,
+    /// The clock reading the world's light was last set for (the clock only moves in the conversion wait, so
+    /// most transactions of a measurement reuse it).
+    lit_at: Option<Duration>,
 }
 
 impl ErrorType for SunlitBus<'_> {
@@ -85,8 +88,12 @@ impl I2c for SunlitBus<'_> {
         address: u8,
         operations: &mut [Operation<'_>],
     ) -> Result<(), Self::Error> {
-        let s = self.clock.elapsed().as_secs_f64();
-        self.world.set_ambient_lux(Some(self.sun.lux(s)));
+        let now = self.clock.elapsed();
+        if self.lit_at != Some(now) {
+            self.lit_at = Some(now);
+            self.world
+                .set_ambient_lux(Some(self.sun.lux(now.as_secs_f64())));
+        }
         self.chip.transaction(address, operations)
     }
 }
@@ -152,6 +159,7 @@ pub fn run<E: Engine>(
         world: world.clone(),
         clock: Arc::clone(&clock),
         sun: spec.sunlight.sampler(spec.start),
+        lit_at: None,
     };
     let mut sensor = AutoRanging::new(bus, ClockDelay(hw_clock), s.sensor.address);
     let mut relay = MockRelay::new(world.clone());
