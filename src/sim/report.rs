@@ -360,6 +360,18 @@ pub fn svg(runs: &[ChartRun<'_>], sun: &mut Sampler<'_>, seconds: f64) -> String
                 r##"<rect x="{x:.2}" y="{lux_top}" width="{w:.2}" height="{lux_h}" fill="#f4b400" fill-opacity="0.35"/>"##
             );
         }
+        // Light-day boundaries.
+        let days_n = (seconds / DAY_S).round() as usize;
+        if days_n <= 62 {
+            for k in 1..days_n {
+                let x = LEFT + k as f64 * DAY_S / seconds * plot_w;
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{x:.2}" y1="{lux_top}" x2="{x:.2}" y2="{}" stroke="#ccc" stroke-dasharray="3,3"/>"##,
+                    lux_top + lux_h
+                );
+            }
+        }
         // Sunlight.
         let mut path = String::new();
         for (c, lux) in sun_cols.iter().enumerate() {
@@ -445,15 +457,25 @@ pub fn svg(runs: &[ChartRun<'_>], sun: &mut Sampler<'_>, seconds: f64) -> String
         );
         let _ = writeln!(
             s,
-            r##"<text x="{}" y="{}" text-anchor="end">{:.1} mol</text><text x="{}" y="{}" text-anchor="end">DLI</text><text x="{}" y="{}" fill="#d93025">target</text>"##,
+            r##"<text x="{}" y="{}" text-anchor="end">{:.1} mol</text><text x="{}" y="{}" text-anchor="end">DLI</text><text x="{}" y="{}" fill="#1a73e8">sun</text><text x="{}" y="{}" fill="#c58f00">lamp</text>"##,
             LEFT - 4.0,
             bar_top + 10.0,
             max_mol,
             LEFT - 4.0,
             bar_top + bar_h / 2.0,
-            LEFT + plot_w - 60.0,
+            LEFT + plot_w - 150.0,
+            bar_top - 6.0,
+            LEFT + plot_w - 110.0,
             bar_top - 6.0
         );
+        if run.days.iter().any(|d| d.target_mol > 0.0) {
+            let _ = writeln!(
+                s,
+                r##"<text x="{}" y="{}" fill="#d93025">target</text>"##,
+                LEFT + plot_w - 60.0,
+                bar_top - 6.0
+            );
+        }
     }
     s.push_str("</svg>\n");
     s
