@@ -203,7 +203,15 @@ fn read_json(p: &Path) -> Value {
 fn a_two_day_run_on_a_trace_gives_the_report_of_the_spec() {
     let d = Dir::new();
     let w = d.write("w.csv", &trace()).display().to_string();
-    let o = d.simulate(&["--weather", &w]);
+    // The trace from `mock.weather`; a 200 W lamp, cheaper from 18:00 to 23:00.
+    d.write(
+        "greenhoused.toml",
+        &format!(
+            "[device]\nid = \"sim\"\n[sensor]\ninterval_s = 1.0\n[mock]\nlamp_lux = 400\nweather = {w:?}\n\
+             [dli]\nlamp_watts = 200\ndefault_price = 0.25\n[[dli.tariff]]\nfrom = \"18:00\"\nto = \"23:00\"\nprice = 0.1\n"
+        ),
+    );
+    let o = d.simulate(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let summary = stderr(&o);
     assert!(
@@ -248,7 +256,11 @@ fn a_two_day_run_on_a_trace_gives_the_report_of_the_spec() {
         // The lamp's PPFD is estimated from its lux: 400 × 0.0135 µmol/s.
         assert!((f(&day["dli_mol"], "lamp") - on * 400.0 * 0.0135 / 1e6).abs() < 0.001);
         assert_eq!(day["alerts"], Value::Array(vec![]), "{day}");
-        assert_eq!(f(day, "lamp_kwh"), 0.0, "lamp_watts = 0: no energy figure");
+        let kwh = f(day, "lamp_kwh");
+        assert!((kwh - on * 200.0 / 3.6e6).abs() < 1e-3, "{day}");
+        // Most lamp time is in the evening at 0.1, the dawn part at 0.25.
+        let cost = f(day, "cost");
+        assert!(cost > kwh * 0.1 && cost < kwh * 0.2, "{day}");
     }
     let totals = &report["totals"];
     assert_eq!(totals["days"], 2);

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 
-use crate::config::Settings;
+use crate::config::{Settings, Strategy};
 use engine::RuleEngine;
 use report::{ChartRun, DayShape, DliParams, Report};
 use run::{Observed, Progress, RunSpec};
@@ -97,16 +97,21 @@ impl Summary {
     }
 }
 
-/// The DLI and energy parameters from the configuration.
-// `[dli]` is not in `Settings` yet: the spec's defaults apply (lamp PPFD estimated from `mock.lamp_lux`).
+/// The DLI and energy parameters from `[dli]`; the lamp's PPFD estimated from `mock.lamp_lux` ×
+/// `lamp_umol_per_lux` when `lamp_ppfd` is 0.
 fn dli_params(settings: &Settings) -> DliParams {
+    let dli = &settings.dli;
     DliParams {
-        target_mol: 0.0,
-        sun_umol_per_lux: 0.0185,
-        lamp_ppfd: settings.mock.lamp_lux * 0.0135,
-        lamp_watts: 0.0,
-        tariff: Vec::new(),
-        default_price: 0.0,
+        target_mol: dli.target_mol,
+        sun_umol_per_lux: dli.sun_umol_per_lux,
+        lamp_ppfd: if dli.lamp_ppfd > 0.0 {
+            dli.lamp_ppfd
+        } else {
+            settings.mock.lamp_lux * dli.lamp_umol_per_lux
+        },
+        lamp_watts: dli.lamp_watts,
+        tariff: dli.tariff.iter().map(|p| (p.from, p.to, p.price)).collect(),
+        default_price: dli.default_price,
     }
 }
 
@@ -190,14 +195,18 @@ fn plan(
 
 /// Run the simulation and write `report.json`, `days.csv` and `chart.svg` into `opts.out`.
 pub fn simulate(settings: &Settings, opts: &Options) -> Result<Summary, SimError> {
-    let sunlight = match &opts.weather {
+    // `--weather`, else `mock.weather`, else the day model.
+    let sunlight = match opts.weather.as_ref().or(settings.mock.weather.as_ref()) {
         Some(path) => Sunlight::Trace(
             Trace::load(path)
                 .map_err(|e| SimError::Input(format!("weather file {}: {e}", path.display())))?,
         ),
         None => Sunlight::model(),
     };
-    let strategy = opts.strategy.unwrap_or(StrategyArg::Threshold);
+    let strategy = opts.strategy.unwrap_or(match settings.control.strategy {
+        Strategy::Threshold => StrategyArg::Threshold,
+        Strategy::Dli => StrategyArg::Dli,
+    });
     if strategy == StrategyArg::Dli {
         return Err(SimError::Input(
             "--strategy dli: this build's control rule has no DLI strategy yet; use --strategy threshold"
@@ -217,7 +226,13 @@ pub fn simulate(settings: &Settings, opts: &Options) -> Result<Summary, SimError
         ))
     })?;
 
-    let threshold_settings = settings.clone();
+    let mut main_settings = settings.clone();
+    main_settings.control.strategy = match strategy {
+        StrategyArg::Threshold => Strategy::Threshold,
+        StrategyArg::Dli => Strategy::Dli,
+    };
+    let mut threshold_settings = settings.clone();
+    threshold_settings.control.strategy = Strategy::Threshold;
     let progress = [Progress::default(), Progress::default()];
     let spec = |s, p: usize| RunSpec {
         settings: s,
@@ -228,7 +243,7 @@ pub fn simulate(settings: &Settings, opts: &Options) -> Result<Summary, SimError
         verbose: opts.verbose,
         progress: &progress[p],
     };
-    let (main_spec, threshold_spec) = (spec(settings, 0), spec(&threshold_settings, 1));
+    let (main_spec, threshold_spec) = (spec(&main_settings, 0), spec(&threshold_settings, 1));
     let wall = Instant::now();
     let (main_obs, threshold_obs) = std::thread::scope(|scope| {
         let main = scope.spawn(|| run::run(&main_spec, RuleEngine::new));
