@@ -3,14 +3,12 @@
 //! | file | holds |
 //! |---|---|
 //! | [`weather`] | the weather CSV (parsing, errors with line numbers, interpolation, exact integral), the day model |
-//! | [`engine`] | the interface the loop drives, and the daemon's control rule + monitor behind it |
-//! | [`run`] | one run: the virtual clock loop over the real BH1750 driver, the simulated chip, relay and lamp |
+//! | [`run`] | one run: the production `Core` on a virtual clock over the real BH1750 driver, the simulated chip, relay and lamp |
 //! | [`report`] | light-day figures, `report.json`, `days.csv`, `chart.svg` |
 //!
 //! The whole simulation is two runs on the same sunlight: the configured strategy, and the plain threshold rule
 //! for comparison (`threshold_rule` in the report). They run on two threads at once.
 
-pub mod engine;
 pub mod report;
 pub mod run;
 pub mod weather;
@@ -23,7 +21,6 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 
 use crate::config::{Settings, Strategy};
-use engine::RuleEngine;
 use report::{ChartRun, DayShape, DliParams, Report};
 use run::{Observed, Progress, RunSpec};
 use weather::{Sunlight, Trace, TIME_FORMAT};
@@ -209,7 +206,8 @@ pub fn simulate(settings: &Settings, opts: &Options) -> Result<Summary, SimError
     });
     if strategy == StrategyArg::Dli {
         return Err(SimError::Input(
-            "--strategy dli: this build's control rule has no DLI strategy yet; use --strategy threshold"
+            "strategy dli: the Core of this build has no DLI strategy yet (it would run the threshold rule); \
+             use --strategy threshold"
                 .into(),
         ));
     }
@@ -246,8 +244,8 @@ pub fn simulate(settings: &Settings, opts: &Options) -> Result<Summary, SimError
     let (main_spec, threshold_spec) = (spec(&main_settings, 0), spec(&threshold_settings, 1));
     let wall = Instant::now();
     let (main_obs, threshold_obs) = std::thread::scope(|scope| {
-        let main = scope.spawn(|| run::run(&main_spec, RuleEngine::new));
-        let threshold = scope.spawn(|| run::run(&threshold_spec, RuleEngine::new));
+        let main = scope.spawn(|| run::run(&main_spec));
+        let threshold = scope.spawn(|| run::run(&threshold_spec));
         show_progress(&progress, length.as_secs(), || {
             main.is_finished() && threshold.is_finished()
         });

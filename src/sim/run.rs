@@ -1,9 +1,10 @@
-//! One simulated run: the engine, the real BH1750 driver with auto-ranging over the simulated chip, the mock relay
+//! One simulated run: the production [`Core`], the real BH1750 driver with auto-ranging over the simulated chip, the mock relay
 //! and lamp, and sunlight from a [`Sunlight`], on a virtual clock that jumps from one wake-up to the next.
 //!
-//! Wake-ups are the earliest of: the engine's `next_wakeup` (a dwell or override deadline), the next sensor
+//! Wake-ups are the earliest of: the core's `next_wakeup` (dwell end, override expiry, the next minute for the
+//! window, staleness, monitor deadlines), the next sensor
 //! measurement (every `sensor.interval_s`, start to start, as the daemon's sensor thread does) and the end of the
-//! running measurement's conversion, when its result is handed to the engine. The measurement itself runs the real
+//! running measurement's conversion, when its result is handed to the core. The measurement itself runs the real
 //! driver code at its start: the driver's conversion wait advances the sensor's clock (not the run's), the
 //! simulated chip latches the light of the end of the conversion (sunlight interpolated at that instant, plus the
 //! lamp as it is at the start), and the result is delivered when the run's clock reaches that end.
@@ -12,15 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDateTime, NaiveTime};
+use chrono::{DateTime, FixedOffset, NaiveDateTime};
 use embedded_hal::i2c::{ErrorType, I2c, Operation};
 
-use super::engine::{Engine, Input, Now, Output};
 use super::weather::{Sampler, Sunlight};
 use crate::config::{Ambient, MockSettings, Settings};
+use crate::core::{Core, Effect, Event, Now, Start};
 use crate::hw::bh1750::AutoRanging;
 use crate::hw::mock::{Clock, ClockDelay, MockRelay, SimBh1750, World};
 use crate::hw::{LuxSensor, Measurement, Relay, SensorError};
+use crate::logging::Severity;
 
 /// The clock of the simulated hardware: it stands still until the run moves it or the driver's conversion wait
 /// sleeps on it. Nanoseconds since `base` in an atomic, so reading it costs no lock.
@@ -57,9 +59,9 @@ impl Clock for SimClock {
     fn now(&self) -> Instant {
         self.base + self.elapsed()
     }
-    fn local_time(&self) -> NaiveTime {
+    fn local_now(&self) -> DateTime<FixedOffset> {
         let e = chrono::Duration::from_std(self.elapsed()).unwrap_or(chrono::Duration::zero());
-        (self.start_local + e).time()
+        (self.start_local + e).and_utc().fixed_offset()
     }
     fn sleep(&self, d: Duration) {
         self.nanos.fetch_add(duration_nanos(d), Ordering::Relaxed);
@@ -107,13 +109,13 @@ pub struct Observed {
     pub switches: Vec<(f64, bool)>,
     /// Alerts raised (seconds since the start, name).
     pub alerts: Vec<(f64, String)>,
-    /// Messages the engine published on the topics the report reads (seconds since the start, topic, payload).
+    /// Messages the core published on the topics the report reads (seconds since the start, topic, payload).
     pub published: Vec<(f64, String, String)>,
-    /// Log lines by level (error, warn, info, debug, trace).
-    pub log_counts: [u64; 5],
+    /// Log lines by severity (error, warning, notice, info, debug, trace).
+    pub log_counts: [u64; 6],
     /// Sensor measurements taken.
     pub measurements: u64,
-    /// Engine inputs handled.
+    /// Events handled by the core.
     pub steps: u64,
     /// Run length in simulated seconds.
     pub seconds: f64,
@@ -134,16 +136,13 @@ pub struct RunSpec<'a> {
     pub length: Duration,
     /// Topics (full names) whose publications are kept in [`Observed::published`].
     pub keep_topics: Vec<String>,
-    /// Print the engine's log lines to stderr.
+    /// Print the core's log lines to stderr.
     pub verbose: bool,
     pub progress: &'a Progress,
 }
 
-/// Run the simulation with `make_engine(settings, light_on, now)` as the control logic.
-pub fn run<E: Engine>(
-    spec: &RunSpec<'_>,
-    make_engine: impl FnOnce(&Settings, bool, Now) -> E,
-) -> Observed {
+/// Run the simulation: the production [`Core`] on the simulated hardware.
+pub fn run(spec: &RunSpec<'_>) -> Observed {
     let s = spec.settings;
     let base = Instant::now();
     let clock = Arc::new(SimClock::new(base, spec.start));
@@ -164,12 +163,17 @@ pub fn run<E: Engine>(
     let mut sensor = AutoRanging::new(bus, ClockDelay(hw_clock), s.sensor.address);
     let mut relay = MockRelay::new(world.clone());
 
-    let now_at = |t: Duration| Now {
-        at: base + t,
-        local: spec.start + chrono::Duration::from_std(t).unwrap_or(chrono::Duration::zero()),
+    let now_at = |t: Duration| {
+        let local = spec.start + chrono::Duration::from_std(t).unwrap_or(chrono::Duration::zero());
+        Now::naive(base + t, local)
     };
-    let mut light = relay.read_back().unwrap_or(false);
-    let mut engine = make_engine(s, light, now_at(Duration::ZERO));
+    let start_relay = relay.read_back().map_err(|e| e.to_string());
+    let mut light = start_relay.as_ref().is_ok_and(|on| *on);
+    let mut core = Core::new(
+        s.clone(),
+        Start { relay: start_relay },
+        now_at(Duration::ZERO),
+    );
     let mut obs = Observed {
         seconds: spec.length.as_secs_f64(),
         ..Observed::default()
@@ -179,100 +183,109 @@ pub fn run<E: Engine>(
     let interval = s.sensor.interval;
     let mut next_measure = Duration::ZERO;
     let mut pending: Option<(Duration, Instant, Result<Measurement, SensorError>)> = None;
-    // The engine deadline last ticked for: a deadline that stays in the past is not ticked again.
-    let mut ticked: Option<Instant> = None;
-    let mut out: Vec<Output> = Vec::with_capacity(16);
     let mut t = Duration::ZERO;
     let mut last_progress = 0u64;
+    // The first event also makes the core announce its start.
+    let mut event = Some(Event::Tick);
 
     loop {
-        let deadline = engine
-            .next_wakeup()
-            .filter(|d| ticked != Some(*d))
-            .map(|d| d.saturating_duration_since(base).max(t));
+        if let Some(ev) = event.take() {
+            let now = now_at(t);
+            obs.steps += 1;
+            let mut effects = core.handle(now, ev);
+            // Effects in order; a relay write is answered with its read-back at once (the core's contract), and
+            // what the core says to that is executed next.
+            while !effects.is_empty() {
+                let mut next = Vec::new();
+                for effect in effects {
+                    match effect {
+                        Effect::SetRelay(on) => {
+                            let write = relay.set(on).map_err(|e| e.to_string());
+                            let read_back = relay.read_back().map_err(|e| e.to_string());
+                            if let Ok(now_on) = read_back {
+                                let secs = t.as_secs_f64();
+                                if now_on != light {
+                                    light = now_on;
+                                    obs.switches.push((secs, now_on));
+                                    if now_on {
+                                        on_since = Some(secs);
+                                    } else if let Some(from) = on_since.take() {
+                                        obs.lamp_on.push((from, secs));
+                                    }
+                                }
+                            }
+                            obs.steps += 1;
+                            next.extend(core.handle(
+                                now,
+                                Event::Relay {
+                                    requested: on,
+                                    write,
+                                    read_back,
+                                },
+                            ));
+                        }
+                        Effect::Publish { topic, payload, .. } => {
+                            if spec.keep_topics.contains(&topic) {
+                                obs.published.push((t.as_secs_f64(), topic, payload));
+                            }
+                        }
+                        Effect::Log {
+                            level,
+                            line,
+                            fields,
+                        } => {
+                            obs.log_counts[level as usize] += 1;
+                            if level == Severity::Warning {
+                                if let Some((_, name)) =
+                                    fields.into_iter().find(|(k, _)| *k == "ALERT")
+                                {
+                                    obs.alerts.push((t.as_secs_f64(), name));
+                                }
+                            }
+                            if spec.verbose {
+                                eprintln!(
+                                    "{} {level:?}: {line}",
+                                    now.local.format("%Y-%m-%d %H:%M:%S%.3f")
+                                );
+                            }
+                        }
+                        Effect::Persist(_) | Effect::Notify(_) => {}
+                    }
+                }
+                effects = next;
+            }
+            let secs = t.as_secs();
+            if secs >= last_progress + 600 {
+                last_progress = secs;
+                spec.progress.done_s.store(secs, Ordering::Relaxed);
+            }
+        }
+        // The next wake-up: a measurement result, the next measurement, or the core's deadline.
         let mut wake = next_measure;
         if let Some((end, ..)) = pending {
             wake = wake.min(end);
         }
-        if let Some(d) = deadline {
-            wake = wake.min(d);
+        if let Some(d) = core.next_wakeup() {
+            wake = wake.min(d.saturating_duration_since(base).max(t));
         }
         if wake >= spec.length {
             break;
         }
         t = wake;
-        let now = now_at(t);
-        let input = if pending.as_ref().is_some_and(|(end, ..)| *end == t) {
-            let Some((_, started, result)) = pending.take() else {
-                unreachable!("checked just above")
-            };
-            Input::Reading { started, result }
+        if pending.as_ref().is_some_and(|(end, ..)| *end == t) {
+            if let Some((_, started, result)) = pending.take() {
+                event = Some(Event::Reading { started, result });
+            }
         } else if next_measure == t {
+            // The real driver code runs now; its conversion wait moves the sensor's clock, and the result is
+            // handed to the core when the run's clock reaches the conversion's end.
             clock.set(t);
             let result = sensor.measure();
             obs.measurements += 1;
             pending = Some((clock.elapsed().max(t), base + t, result));
             next_measure = t + interval;
-            continue;
         } else {
-            ticked = engine.next_wakeup();
-            Input::Tick
-        };
-        obs.steps += 1;
-        engine.handle(now, input, &mut out);
-        // Effects may ask for further inputs (a relay write is answered with its read-back at once).
-        while !out.is_empty() {
-            for effect in std::mem::take(&mut out) {
-                match effect {
-                    Output::SetRelay(on) => {
-                        let write = relay.set(on).map_err(|e| e.to_string());
-                        let read_back = relay.read_back().map_err(|e| e.to_string());
-                        if let Ok(now_on) = read_back {
-                            let secs = t.as_secs_f64();
-                            if now_on != light {
-                                light = now_on;
-                                obs.switches.push((secs, now_on));
-                                if now_on {
-                                    on_since = Some(secs);
-                                } else if let Some(from) = on_since.take() {
-                                    obs.lamp_on.push((from, secs));
-                                }
-                            }
-                        }
-                        obs.steps += 1;
-                        engine.handle(
-                            now,
-                            Input::Relay {
-                                requested: on,
-                                write,
-                                read_back,
-                            },
-                            &mut out,
-                        );
-                    }
-                    Output::Alert { name, active } => {
-                        if active {
-                            obs.alerts.push((t.as_secs_f64(), name));
-                        }
-                    }
-                    Output::Publish { topic, payload } => {
-                        if spec.keep_topics.contains(&topic) {
-                            obs.published.push((t.as_secs_f64(), topic, payload));
-                        }
-                    }
-                    Output::Log { level, line } => {
-                        obs.log_counts[level as usize - 1] += 1;
-                        if spec.verbose {
-                            eprintln!("[{} {level}] {line}", now.local.format("%Y-%m-%d %H:%M:%S"));
-                        }
-                    }
-                }
-            }
-        }
-        let secs = t.as_secs();
-        if secs >= last_progress + 600 {
-            last_progress = secs;
-            spec.progress.done_s.store(secs, Ordering::Relaxed);
+            event = Some(Event::Tick);
         }
     }
     if let Some(from) = on_since {
