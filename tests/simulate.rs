@@ -291,3 +291,38 @@ fn a_two_day_run_on_a_trace_gives_the_report_of_the_spec() {
     assert_eq!(svg.matches("http").count(), 1, "{svg}");
     assert!(!svg.contains("href"));
 }
+
+#[test]
+fn the_day_model_is_deterministic_and_needs_no_trace() {
+    let d = Dir::new();
+    d.write(
+        "greenhoused.toml",
+        "[device]\nid = \"sim\"\n[sensor]\ninterval_s = 5.0\n[mock]\nlamp_lux = 400\n",
+    );
+    let run = |out: &str| {
+        let (cfg, out) = (d.s("greenhoused.toml"), d.s(out));
+        let o = greenhoused(&[
+            "simulate",
+            "-c",
+            &cfg,
+            "--from",
+            "2024-03-10",
+            "--days",
+            "1",
+            "--out",
+            &out,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        std::fs::read_to_string(Path::new(&out).join("report.json")).expect("report.json")
+    };
+    let (a, b) = (run("a"), run("b"));
+    assert_eq!(a, b, "the same date gives the same clouds and the same run");
+    let report: Value = serde_json::from_str(&a).expect("JSON");
+    let day = &report["days"][0];
+    assert_eq!(day["date"], "2024-03-10");
+    // The model's day: 90 klx at noon under clouds, ≈ 40 mol of sunlight; the lamp at dawn and dusk.
+    let sun = f(&day["dli_mol"], "sun");
+    assert!((25.0..55.0).contains(&sun), "{day}");
+    assert!(day["switches"].as_u64().is_some_and(|n| n >= 2), "{day}");
+    assert_eq!(f(day, "lamp_s_outside_window"), 0.0, "{day}");
+}
