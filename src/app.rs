@@ -23,6 +23,7 @@ use crate::hw::{LuxSensor, Measurement, Relay, SensorError};
 use crate::monitor::{Alert, AlertEvent, Facts, Monitor, SensorFact};
 use crate::mqtt::client::{self, Event};
 use crate::mqtt::command::parse_light_set;
+use crate::mqtt::discovery::{self, Announcer, DiscoverySettings, StatusMessage};
 use crate::mqtt::outbox::Outbox;
 use crate::mqtt::topics::Topics;
 use crate::{persist, systemd};
@@ -128,6 +129,9 @@ async fn run_async(
     if settings.sensor.source == SensorSource::Mqtt {
         subscriptions.push(settings.sensor.topic.clone());
     }
+    if DiscoverySettings::from_settings(&settings).enabled {
+        subscriptions.push(DiscoverySettings::status_topic(&settings));
+    }
     let (outbox, mut mqtt_events, mqtt_task) = client::spawn(
         settings.mqtt.clone(),
         topics.status.clone(),
@@ -191,6 +195,7 @@ async fn run_async(
             _ = tick.tick() => {}
             _ = tokio::time::sleep(wake) => {}
         }
+        core.reannounce_if_due();
         core.evaluate();
         // Only this loop pings the watchdog: if it hangs, systemd restarts the daemon.
         notify(watchdog.tick(Instant::now()).map(|_| ()));
@@ -372,6 +377,9 @@ struct Core {
     published_mode: Option<Mode>,
     published_health: Option<Vec<&'static str>>,
     state_dirty: bool,
+    /// Home Assistant discovery: what to announce, and when to announce it again.
+    discovery: DiscoverySettings,
+    announcer: Announcer,
 }
 
 impl Core {
@@ -390,6 +398,8 @@ impl Core {
         let state_file = (settings.relay.on_start == OnStart::Restore).then(state_file);
         let mut monitor = Monitor::new(settings.monitor.clone());
         monitor.set_lamp_expected(lamp_expected(&settings.control));
+        let discovery = DiscoverySettings::from_settings(&settings);
+        let announcer = Announcer::new(DiscoverySettings::status_topic(&settings));
         Core {
             controller: Controller::new(settings.control.clone(), commanded_on, now),
             monitor,
@@ -415,12 +425,18 @@ impl Core {
             published_mode: None,
             published_health: None,
             state_dirty: true,
+            discovery,
+            announcer,
         }
     }
 
     /// Publish the retained start state (the MQTT task republishes retained topics on every reconnect).
     fn start(&mut self) {
         self.outbox.publish(&self.topics.status, "online", true);
+        // Retained: the outbox sends it again after every (re)connect. Empty when discovery is off (removes the
+        // device from Home Assistant).
+        let a = discovery::announcement(&self.discovery);
+        self.outbox.publish(a.topic, a.payload, true);
         info!(
             "started: relay {} (relay.on_start = {:?}), broker {}",
             on_off(self.commanded_on),
@@ -460,10 +476,26 @@ impl Core {
     fn next_wake(&self) -> Duration {
         let now = self.clock.now();
         let scale = self.time_scale();
-        self.controller
+        let rule = self
+            .controller
             .next_deadline()
             .map(|d| d.saturating_duration_since(now).div_f64(scale))
-            .unwrap_or(Duration::from_secs(3600))
+            .unwrap_or(Duration::from_secs(3600));
+        // The re-announcement is timed against Home Assistant, in real time.
+        let announce = self
+            .announcer
+            .next_wakeup()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        announce.map_or(rule, |a| a.min(rule))
+    }
+
+    /// Home Assistant said `online` 1–5 s ago: announce again, then republish the retained states.
+    fn reannounce_if_due(&mut self) {
+        if self.announcer.poll(Instant::now()) {
+            let a = discovery::announcement(&self.discovery);
+            info!("Home Assistant is back: announcing on {}", a.topic);
+            self.outbox.announce_then_republish(a.topic, a.payload);
+        }
     }
 
     fn time_scale(&self) -> f64 {
@@ -542,6 +574,20 @@ impl Core {
     }
 
     fn on_message(&mut self, topic: &str, payload: &[u8], retained: bool) {
+        if self.discovery.enabled {
+            let delay = discovery::random_delay();
+            match self
+                .announcer
+                .on_message(Instant::now(), topic, payload, retained, delay)
+            {
+                StatusMessage::NotOurs => {}
+                StatusMessage::Scheduled(_) => {
+                    debug!("Home Assistant online: re-announcing in {delay:?}");
+                    return;
+                }
+                StatusMessage::Ignored => return,
+            }
+        }
         if topic == self.topics.light_set {
             if retained {
                 warn!(

@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod client;
 pub mod command;
+pub mod discovery;
 pub mod outbox;
 pub mod topics;
 
