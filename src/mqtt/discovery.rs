@@ -37,22 +37,21 @@ pub struct DiscoverySettings {
 }
 
 impl DiscoverySettings {
-    /// From the configuration. `[homeassistant]` and `dli.lamp_watts` are not in [`Settings`] yet: until they are,
-    /// the spec's defaults apply (discovery on, prefix `homeassistant`, no energy sensor).
+    /// From the configuration.
     pub fn from_settings(settings: &Settings) -> Self {
         DiscoverySettings {
-            enabled: true,
-            discovery_prefix: "homeassistant".into(),
+            enabled: settings.homeassistant.discovery,
+            discovery_prefix: settings.homeassistant.discovery_prefix.clone(),
             device_id: settings.device.id.clone(),
             device_name: settings.device.name.clone(),
             topic_prefix: settings.mqtt.topic_prefix.clone(),
-            lamp_watts: 0.0,
+            lamp_watts: settings.dli.lamp_watts,
         }
     }
 
     /// `homeassistant.status_topic`.
-    pub fn status_topic(_settings: &Settings) -> String {
-        "homeassistant/status".into()
+    pub fn status_topic(settings: &Settings) -> String {
+        settings.homeassistant.status_topic.clone()
     }
 }
 
@@ -112,6 +111,8 @@ fn device_config_retiring(s: &DiscoverySettings, retired: &[(&str, &str)]) -> Va
     let mut cmps = Map::new();
     let mut add = |id: &str, mut cfg: Value| {
         cfg["unique_id"] = json!(uid(id));
+        // States are subscribed and commands published at QoS 1 (the root's `qos` is not inherited).
+        cfg["qos"] = json!(1);
         cmps.insert(id.to_string(), cfg);
     };
     add(
@@ -254,7 +255,6 @@ fn device_config_retiring(s: &DiscoverySettings, retired: &[(&str, &str)]) -> Va
         "availability_topic": format!("{p}/status"),
         "payload_available": "online",
         "payload_not_available": "offline",
-        "qos": 1,
         "cmps": cmps,
     })
 }
