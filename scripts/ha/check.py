@@ -323,8 +323,11 @@ async def cmd_entities(ha):
             attrs.get("unit_of_measurement") == unit,
             f"{eid}: unit {attrs.get('unit_of_measurement')!r}",
         )
-    # The lux sensor follows P/state.
-    mqtt = Mqtt(f"{PREFIX}/state", f"{PREFIX}/light", f"{PREFIX}/mode", f"{PREFIX}/dli")
+    # The lux sensor follows P/state; mqtt_statestream publishes Home Assistant's view back to MQTT.
+    lux_ss = "ha_states/" + ids["lux"].replace(".", "/")
+    mqtt = Mqtt(
+        f"{PREFIX}/state", f"{PREFIX}/light", f"{PREFIX}/mode", f"{PREFIX}/dli", f"{lux_ss}/#"
+    )
     try:
         m = mqtt.wait_for(f"{PREFIX}/state", lambda p: json.loads(p).get("lux") is not None, 30)
         if check(m is not None, "daemon publishes P/state with lux"):
@@ -338,6 +341,10 @@ async def cmd_entities(ha):
             r = await ha.wait("the lux sensor to follow P/state", lux_matches, 20)
             if r:
                 ok(f"lux in Home Assistant {r[0]} = daemon's {r[1]}")
+        m = mqtt.wait_for(f"{lux_ss}/unit_of_measurement", lambda p: True, 20)
+        check(m is not None and json.loads(m[2]) == "lx", f"mqtt_statestream: {lux_ss}/unit_of_measurement {m and m[2]}")
+        m = mqtt.wait_for(f"{lux_ss}/state", lambda p: number(p) is not None, 20)
+        check(m is not None, f"mqtt_statestream: {lux_ss}/state {m and m[2]}")
         light = mqtt.wait_for(f"{PREFIX}/light", lambda p: True, 10)
         if light:
 

@@ -90,9 +90,6 @@ api:
 config:
 logger:
   default: info
-mqtt_statestream:
-  base_topic: ha_states
-  publish_attributes: true
 YAML
 phase token /work/config | tail -n 1 > "$work/token.out" || true
 grep -v '^ok:\|^FAIL:' "$work/token.out" > "$work/token"
@@ -107,7 +104,7 @@ start_ha() {
     ha_pid=$!
     pids+=("$ha_pid")
     local t0; t0=$(date +%s)
-    until curl -fsS -o /dev/null -H "Authorization: Bearer $(cat "$work/token")" "$HA_URL/api/"; do
+    until curl -fsS -o /dev/null 2>/dev/null -H "Authorization: Bearer $(cat "$work/token")" "$HA_URL/api/"; do
         if ! kill -0 "$ha_pid" 2>/dev/null; then echo "error: Home Assistant exited"; tail -n 40 "$work/ha.out"; exit 1; fi
         [ $(( $(date +%s) - t0 )) -lt 300 ] || { echo "error: Home Assistant API not up within 300 s"; tail -n 40 "$work/config/home-assistant.log"; exit 1; }
         sleep 1
@@ -165,6 +162,11 @@ export LAMP_WATTS=$lamp_watts
 step "Home Assistant $ha_version: first start, MQTT integration through its config flow"
 start_ha
 phase setup-mqtt
+stop_ha
+# mqtt_statestream needs the MQTT config entry at start-up: added now, for the starts that follow.
+printf 'mqtt_statestream:\n  base_topic: ha_states\n  publish_attributes: true\n' >> "$work/config/configuration.yaml"
+step "Home Assistant: second start, with mqtt_statestream"
+start_ha
 
 step "greenhoused --mock-hardware (lamp_watts = $lamp_watts): entities, device classes, units, states"
 start_daemon "$lamp_watts" true
@@ -202,14 +204,18 @@ step "Home Assistant's log: no MQTT warning or error"
 stop_ha
 [ -z "$(kill -0 "$daemon_pid" 2>/dev/null && echo running)" ] || stop_daemon
 # Lines from the MQTT integration, or naming our topics or ids, at WARNING or above.
+# (greenhouse_test: the entity ids' prefix, from the device name.)
 bad=$(grep -E '^[0-9-]+ [0-9:.]+ (WARNING|ERROR|CRITICAL) ' "$work/ha-all.log" \
-      | grep -E 'homeassistant\.components\.mqtt|greenhoused|'"$PREFIX" || true)
+      | grep -E 'homeassistant\.components\.mqtt|greenhoused|greenhouse_test|'"$PREFIX" || true)
 if [ -z "$bad" ]; then expect 0 "no MQTT warning or error in Home Assistant's log"; else
     echo "$bad"; expect 1 "no MQTT warning or error in Home Assistant's log"; fi
-other=$(grep -cE '^[0-9-]+ [0-9:.]+ (WARNING|ERROR|CRITICAL) ' "$work/ha-all.log" || true)
-echo "(all warnings/errors in Home Assistant's log, any integration: $other)"
-grep -E '^[0-9-]+ [0-9:.]+ (WARNING|ERROR|CRITICAL) ' "$work/ha-all.log" | cut -c1-240 | head -n 20 || true
-grep -E 'ERROR|WARN' "$work/daemon.log" | head -n 10 || true
+# Any other warning fails too, except these, which come from how the test runs Home Assistant (--skip-pip, no
+# zlib-ng/isal wheels in the root, a loaded CI machine), not from anything greenhoused sent.
+benign='Skipping pip installation of required modules|zlib_ng and isal are not available|Setup of .* is taking over'
+other=$(grep -E '^[0-9-]+ [0-9:.]+ (WARNING|ERROR|CRITICAL) ' "$work/ha-all.log" | grep -vE "$benign" || true)
+if [ -z "$other" ]; then expect 0 "no other warning or error in Home Assistant's log"; else
+    echo "$other" | cut -c1-300 | head -n 20; expect 1 "no other warning or error in Home Assistant's log"; fi
+echo "(the daemon's warnings, for information:)"; grep -E "WARN|ERROR" "$work/daemon.log" | head -n 10 || true
 
 step "done: Home Assistant $ha_version, greenhoused $("$bin" --version | awk '{print $2}') in $(( $(date +%s) - start )) s"
 echo "$passed passed, $failed failed"
