@@ -10,8 +10,8 @@
 //! `dli.lamp_watts` is 0) is sent that way. `discovery = false` sends an empty retained payload, which removes the
 //! whole device. See docs/HOME_ASSISTANT.md.
 //!
-//! [`Announcer`] holds the timing: announce on every connect, and again 1–5 s (random, drawn by the caller) after
-//! Home Assistant says `online` on `homeassistant.status_topic`, followed by the states.
+//! [`Announcer`] holds the timing: announce on every connect, and again 1–5 s ([`jitter`]) after Home Assistant
+//! says `online` on `homeassistant.status_topic`, followed by the states. The core drives it (`src/core/mod.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -276,8 +276,10 @@ pub struct Announcer {
 pub enum StatusMessage {
     /// Not the status topic.
     NotOurs,
-    /// `online`: re-announcement scheduled (or kept, if one was already pending).
+    /// `online`: re-announcement scheduled at this time.
     Scheduled(Instant),
+    /// `online` while a re-announcement is pending: it keeps its time.
+    AlreadyPending(Instant),
     /// Another payload (`offline`), or a retained `online` (we announce on every connect anyway).
     Ignored,
 }
@@ -295,7 +297,7 @@ impl Announcer {
         &self.status_topic
     }
 
-    /// A message arrived; `delay` is the caller's random draw (clamped to 1–5 s). An `online` while a
+    /// A message arrived; `delay` is the caller's draw ([`jitter`]; clamped to 1–5 s). An `online` while a
     /// re-announcement is pending keeps the earlier time.
     pub fn on_message(
         &mut self,
@@ -314,10 +316,14 @@ impl Announcer {
         if !online || retained {
             return StatusMessage::Ignored;
         }
-        let at = *self
-            .due
-            .get_or_insert(now + delay.clamp(REANNOUNCE_MIN, REANNOUNCE_MAX));
-        StatusMessage::Scheduled(at)
+        match self.due {
+            Some(at) => StatusMessage::AlreadyPending(at),
+            None => {
+                let at = now + delay.clamp(REANNOUNCE_MIN, REANNOUNCE_MAX);
+                self.due = Some(at);
+                StatusMessage::Scheduled(at)
+            }
+        }
     }
 
     /// When the pending re-announcement is due.
@@ -338,12 +344,23 @@ impl Announcer {
     }
 }
 
-/// A random re-announcement delay in 1–5 s (millisecond steps).
-pub fn random_delay() -> Duration {
-    use rand::Rng;
-    let ms = rand::thread_rng()
-        .gen_range(REANNOUNCE_MIN.as_millis() as u64..=REANNOUNCE_MAX.as_millis() as u64);
-    Duration::from_millis(ms)
+/// The `n`-th re-announcement delay of device `device_id`: pseudo-random in 1–5 s (millisecond steps), spread
+/// over a fleet by the device id and over time by `n`. Deterministic, so a simulation or test replays exactly.
+pub fn jitter(device_id: &str, n: u64) -> Duration {
+    // FNV-1a over the id, then splitmix64 with the counter: cheap, stable across Rust versions, well mixed.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in device_id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut z = h.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let (lo, hi) = (
+        REANNOUNCE_MIN.as_millis() as u64,
+        REANNOUNCE_MAX.as_millis() as u64,
+    );
+    Duration::from_millis(lo + z % (hi - lo + 1))
 }
 
 #[cfg(test)]
@@ -559,7 +576,7 @@ mod tests {
         // A second online while pending keeps the first time.
         assert_eq!(
             a.on_message(t0 + s(1), "homeassistant/status", b"online", false, s(4)),
-            StatusMessage::Scheduled(t0 + s(2))
+            StatusMessage::AlreadyPending(t0 + s(2))
         );
         assert_eq!(a.next_wakeup(), Some(t0 + s(2)));
         assert!(!a.poll(t0 + Duration::from_millis(1999)));
@@ -583,9 +600,25 @@ mod tests {
             Duration::from_secs(60),
         );
         assert_eq!(a.next_wakeup(), Some(t0 + REANNOUNCE_MAX));
-        for _ in 0..100 {
-            let d = random_delay();
+    }
+
+    #[test]
+    fn jitter_stays_in_range_and_spreads_over_devices_and_time() {
+        let mut seen = std::collections::BTreeSet::new();
+        for n in 0..200 {
+            let d = jitter("gh1", n);
             assert!((REANNOUNCE_MIN..=REANNOUNCE_MAX).contains(&d), "{d:?}");
+            seen.insert(d.as_millis() / 500);
         }
+        // 200 draws cover every half-second bucket of 1-5 s.
+        assert!((2..=9).all(|b| seen.contains(&b)), "{seen:?}");
+        assert_eq!(jitter("gh1", 3), jitter("gh1", 3), "deterministic");
+        let fleet: std::collections::BTreeSet<_> = (0..50)
+            .map(|i| jitter(&format!("gh{i}"), 0).as_millis())
+            .collect();
+        assert!(
+            fleet.len() > 40,
+            "50 devices get different delays: {fleet:?}"
+        );
     }
 }

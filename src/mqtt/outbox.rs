@@ -134,17 +134,6 @@ impl Queue {
         }
     }
 
-    /// Set `topic`'s retained value and send it first, then every other retained value again, all ahead of the
-    /// FIFO (a re-announcement to Home Assistant: the discovery config, then the states).
-    pub(crate) fn announce_then_republish(&mut self, topic: String, payload: Vec<u8>) {
-        if !self.push(topic.clone(), payload, true) {
-            return;
-        }
-        for (t, r) in self.retained.iter_mut() {
-            r.pending = Some(if *t == topic { 0 } else { 1 });
-        }
-    }
-
     /// Number of non-retained messages dropped since the last call.
     pub(crate) fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped)
@@ -198,14 +187,6 @@ impl Outbox {
             log::debug!("MQTT outbox closed, not publishing to {topic}");
             return;
         }
-        self.shared.notify.notify_one();
-    }
-
-    /// Publish `topic` retained and send it first, then every other retained value again (see
-    /// [`crate::mqtt::discovery::Announcer`]).
-    pub fn announce_then_republish(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>) {
-        self.queue()
-            .announce_then_republish(topic.into(), payload.into());
         self.shared.notify.notify_one();
     }
 
@@ -303,26 +284,6 @@ mod tests {
             vec![
                 t("p/status", "online", true),
                 t("p/light", "off", true),
-                t("p/luminosity", "7", false),
-            ]
-        );
-    }
-
-    #[test]
-    fn announce_goes_first_then_every_retained_value_then_the_fifo() {
-        let mut q = Queue::new(10);
-        q.push("ha/config".into(), b"{}".to_vec(), true);
-        q.push("p/status".into(), b"online".to_vec(), true);
-        q.push("p/light".into(), b"on".to_vec(), true);
-        assert_eq!(drain(&mut q).len(), 3);
-        q.push("p/luminosity".into(), b"7".to_vec(), false);
-        q.announce_then_republish("ha/config".into(), b"{\"v\":2}".to_vec());
-        assert_eq!(
-            drain(&mut q),
-            vec![
-                t("ha/config", "{\"v\":2}", true),
-                t("p/status", "online", true),
-                t("p/light", "on", true),
                 t("p/luminosity", "7", false),
             ]
         );
