@@ -41,7 +41,8 @@ cp "$here/check.py" "$work/"
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    # Only our own children: a plain `wait` would also wait for the `tee` of --out, which waits for us.
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     if [ -n "${KEEP_WORK:-}" ]; then echo "work dir kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
