@@ -13,6 +13,10 @@ cache=${HA_CACHE:-/var/cache/greenhoused}
 hash=$(cat "$here/build-rootfs.sh" "$here/requirements.txt" "$here/warmup.sh" | sha256sum | cut -c1-16)
 dir=$cache/ha-rootfs-$hash
 
+mkdir -p "$cache"
+# One build at a time (CI starts it in the background, then run-test.sh asks for it again).
+exec 9> "$cache/ha-rootfs.lock"
+flock 9
 if [ -e "$dir/.complete" ]; then
     echo "ha rootfs: $dir exists, not rebuilding" >&2
     echo "$dir"
@@ -76,5 +80,9 @@ rm -rf "$tmp/etc/resolv.conf" "$tmp/etc/ssl/certs/host-ca-bundle.crt" "$tmp/root
 touch "$tmp/.complete"
 rm -rf "$dir"
 mv "$tmp" "$dir"
+# Roots of older recipes (1.4 GB each) are not used again.
+for old in "$cache"/ha-rootfs-*; do
+    case $old in "$dir"|"$cache/ha-rootfs.lock") ;; *) rm -rf "$old" ;; esac
+done
 echo "ha rootfs: built $dir in $(( $(date +%s) - start )) s, $(du -sh "$dir" | cut -f1)" >&2
 echo "$dir"
