@@ -276,7 +276,7 @@ def cmd_token(config_dir):
 
 async def cmd_setup_mqtt(ha):
     status, flow = await ha.post("/api/config/config_entries/flow", {"handler": "mqtt", "show_advanced_options": False})
-    if not check(status == 200, f"MQTT config flow started (HTTP {status}: {flow})"):
+    if not check(status == 200, f"MQTT config flow started (HTTP {status}, step {flow.get('step_id') if isinstance(flow, dict) else flow})"):
         return
     if flow.get("step_id") != "broker":
         fail(f"MQTT config flow: expected the broker step, got {flow}")

@@ -196,6 +196,10 @@ if [ "$has_ha_config" = yes ]; then
     stop_daemon
     start_daemon 0 false
     phase device-removed
+    step "removal: Home Assistant restarted with that retained removal: the device stays away, no warning"
+    stop_ha
+    start_ha
+    phase device-removed
     stop_daemon
 else
     echo "note: removal phases skipped: this daemon has no [homeassistant] / dli.lamp_watts keys yet"

@@ -473,8 +473,8 @@ impl Core {
     fn announce(&mut self) {
         self.phase = Phase::Running;
         self.publish(self.topics.status.clone(), "online".into(), true);
-        // Retained, so the shell's outbox sends it again after every (re)connect. Empty with `discovery = false`:
-        // Home Assistant removes the device.
+        // Retained, so the shell's outbox sends it again after every (re)connect. With `discovery = false` it
+        // removes every entity, and so the device, from Home Assistant.
         let a = discovery::announcement(&self.discovery);
         self.publish(a.topic, a.payload, true);
         self.log(

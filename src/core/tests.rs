@@ -735,14 +735,11 @@ fn home_assistant_online_reannounces_after_the_jitter_then_republishes_the_state
 }
 
 #[test]
-fn discovery_off_publishes_an_empty_config_and_ignores_home_assistant() {
+fn discovery_off_removes_every_component_and_ignores_home_assistant() {
     let mut r = Rig::new("[homeassistant]\ndiscovery = false\n", false);
     let e = r.tick(0.0);
-    assert_eq!(
-        published(&e, HA_CONFIG),
-        vec![""],
-        "empty retained config removes the device"
-    );
+    let config: Value = serde_json::from_str(published(&e, HA_CONFIG)[0]).expect("JSON");
+    assert_eq!(config["cmps"]["light"], serde_json::json!({"p": "switch"}));
     ha_status(&mut r, 1.0, "online", false);
     assert!(r.core.announcer.next_wakeup().is_none());
     assert!(published(&r.tick(10.0), HA_CONFIG).is_empty());

@@ -7,8 +7,11 @@
 //! Removing entities: Home Assistant keeps a component that simply disappears from a newer device payload. A
 //! component published with nothing but its platform (`{"p": "sensor"}`) is removed (the entity and its registry
 //! entry), so every component this version does not have ([`RETIRED`], and the lamp energy sensor while
-//! `dli.lamp_watts` is 0) is sent that way. `discovery = false` sends an empty retained payload, which removes the
-//! whole device. See docs/HOME_ASSISTANT.md.
+//! `dli.lamp_watts` is 0) is sent that way. `discovery = false` sends every component that way: Home Assistant
+//! removes all the entities and with them the device. (Not the empty payload Home Assistant also understands: an
+//! empty retained message is not kept by the broker, so a Home Assistant that is down at that moment would never
+//! see it, and one that no longer knows the device logs a warning for it on every reconnect.) See
+//! docs/HOME_ASSISTANT.md.
 //!
 //! [`Announcer`] holds the timing: announce on every connect, and again 1–5 s ([`jitter`]) after Home Assistant
 //! says `online` on `homeassistant.status_topic`, followed by the states. The core drives it (`src/core/mod.rs`).
@@ -59,7 +62,7 @@ impl DiscoverySettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announcement {
     pub topic: String,
-    /// The device config as JSON, or empty (removes the device).
+    /// The device config as JSON (with `discovery = false`: every component platform-only).
     pub payload: String,
 }
 
@@ -86,13 +89,14 @@ pub fn config_topic(s: &DiscoverySettings) -> String {
     )
 }
 
-/// The retained discovery message: the device config, or an empty payload when discovery is off.
+/// The retained discovery message: the device config, or with discovery off the removal of every component.
 pub fn announcement(s: &DiscoverySettings) -> Announcement {
     let payload = if s.enabled {
-        device_config(s).to_string()
+        device_config(s)
     } else {
-        String::new()
-    };
+        removal_config(s)
+    }
+    .to_string();
     Announcement {
         topic: config_topic(s),
         payload,
@@ -257,6 +261,23 @@ fn device_config_retiring(s: &DiscoverySettings, retired: &[(&str, &str)]) -> Va
         "payload_not_available": "offline",
         "cmps": cmps,
     })
+}
+
+/// `discovery = false`: the device config with every component this or an earlier version announced (the energy
+/// sensor included) reduced to its platform, which makes Home Assistant remove them all, and the device with them.
+/// Retained: a Home Assistant that is down now does it when it starts.
+pub fn removal_config(s: &DiscoverySettings) -> Value {
+    let everything = DiscoverySettings {
+        lamp_watts: s.lamp_watts.max(1.0),
+        ..s.clone()
+    };
+    let mut v = device_config(&everything);
+    if let Some(cmps) = v["cmps"].as_object_mut() {
+        for c in cmps.values_mut() {
+            *c = json!({ "p": c["p"].clone() });
+        }
+    }
+    v
 }
 
 /// When to (re)announce.
@@ -526,12 +547,23 @@ mod tests {
     }
 
     #[test]
-    fn discovery_off_sends_an_empty_retained_config() {
+    fn discovery_off_sends_every_component_platform_only() {
         let mut s = settings();
         s.enabled = false;
+        s.lamp_watts = 0.0;
         let a = announcement(&s);
         assert_eq!(a.topic, "homeassistant/device/greenhoused_gh1/config");
-        assert_eq!(a.payload, "");
+        let v: Value = serde_json::from_str(&a.payload).expect("JSON");
+        assert_eq!(v["dev"]["ids"], json!(["greenhoused_gh1"]));
+        assert_eq!(v["o"]["name"], "greenhoused");
+        let cmps = v["cmps"].as_object().expect("cmps");
+        assert_eq!(cmps.len(), 9 + RETIRED.len(), "{cmps:?}");
+        assert_eq!(cmps["lamp_energy"], json!({"p": "sensor"}));
+        assert_eq!(cmps["light"], json!({"p": "switch"}));
+        assert_eq!(cmps["problem"], json!({"p": "binary_sensor"}));
+        assert!(cmps
+            .values()
+            .all(|c| c.as_object().map(|o| o.len()) == Some(1)));
     }
 
     #[test]
