@@ -699,6 +699,16 @@ impl Core {
     fn reload(&mut self, result: Result<Box<Settings>, String>) {
         match result {
             Ok(new) => {
+                // dli.lamp_watts is live: it decides whether Home Assistant gets an energy entity.
+                let discovery = DiscoverySettings {
+                    lamp_watts: new.dli.lamp_watts,
+                    ..self.discovery.clone()
+                };
+                if discovery != self.discovery {
+                    self.discovery = discovery;
+                    let a = discovery::announcement(&self.discovery);
+                    self.publish(a.topic, a.payload, true);
+                }
                 for key in config::restart_required_changes(&self.settings, &new) {
                     self.log(
                         Severity::Warning,

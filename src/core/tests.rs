@@ -755,3 +755,21 @@ fn without_lamp_watts_the_energy_entity_is_retired() {
     let config: Value = serde_json::from_str(published(&e, HA_CONFIG)[0]).expect("JSON");
     assert_eq!(config["cmps"]["lamp_energy"]["device_class"], "energy");
 }
+
+#[test]
+fn a_reload_changing_lamp_watts_announces_the_energy_entity() {
+    let mut r = Rig::new("", false);
+    r.tick(0.0);
+    let e = r.at(
+        1.0,
+        Event::Reload(Ok(Box::new(settings("[dli]\nlamp_watts = 90\n")))),
+    );
+    let config: Value = serde_json::from_str(published(&e, HA_CONFIG)[0]).expect("JSON");
+    assert_eq!(config["cmps"]["lamp_energy"]["unit_of_measurement"], "kWh");
+    // The same file again: nothing to announce.
+    let e = r.at(
+        2.0,
+        Event::Reload(Ok(Box::new(settings("[dli]\nlamp_watts = 90\n")))),
+    );
+    assert!(published(&e, HA_CONFIG).is_empty());
+}
