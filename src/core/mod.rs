@@ -801,7 +801,7 @@ impl Core {
     /// that does not follow is asked again on the next event, not in a loop), publish what changed.
     fn evaluate(&mut self, now: Now, drive: bool) {
         if self.announcer.poll(now.at) {
-            self.reannounce();
+            self.reannounce(now);
         }
         let minute = now.local.timestamp().div_euclid(60);
         if self.minute != Some(minute) {
@@ -838,7 +838,8 @@ impl Core {
 
     /// Home Assistant came (back) online: the discovery config again, then every retained state (forgetting what
     /// was published makes this evaluation publish it all again), so its entities have values at once.
-    fn reannounce(&mut self) {
+    fn reannounce(&mut self, _now: Now) {
+        // (With the DLI engine: `P/dli` is republished here too.)
         let a = discovery::announcement(&self.discovery);
         self.publish(a.topic, a.payload, true);
         self.publish(self.topics.status.clone(), "online".into(), true);
