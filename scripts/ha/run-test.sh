@@ -7,7 +7,7 @@
 # then on loopback: a mosquitto on a free port, Home Assistant (chroot, own mount and PID namespace, --skip-pip:
 # nothing is fetched) with the MQTT integration added through its config flow, and greenhoused --mock-hardware.
 # The phases are in check.py. Ends with "N passed, N failed"; exit 0 only if nothing failed. Needs root,
-# mosquitto, mosquitto_pub, unshare. GREENHOUSED_BIN: the daemon to test (default target/debug/greenhoused,
+# mosquitto, mosquitto_pub, unshare, python3, debootstrap (first run). GREENHOUSED_BIN: the daemon to test (default target/debug/greenhoused,
 # built if missing). Every wait is bounded; the whole run takes about 2-4 minutes once the root exists.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -105,7 +105,8 @@ start_ha() {
     ha_pid=$!
     pids+=("$ha_pid")
     local t0; t0=$(date +%s)
-    until curl -fsS -o /dev/null 2>/dev/null -H "Authorization: Bearer $(cat "$work/token")" "$HA_URL/api/"; do
+    until python3 -c 'import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]}), timeout=5)' \
+            "$HA_URL/api/" "$(cat "$work/token")" 2>/dev/null; do
         if ! kill -0 "$ha_pid" 2>/dev/null; then echo "error: Home Assistant exited"; tail -n 40 "$work/ha.out"; exit 1; fi
         [ $(( $(date +%s) - t0 )) -lt 300 ] || { echo "error: Home Assistant API not up within 300 s"; tail -n 40 "$work/config/home-assistant.log"; exit 1; }
         sleep 1
