@@ -12,10 +12,12 @@
 //! | [`mod@core`] | the sans-I/O core: events in, effects out, on any clock; owns all decisions and state |
 //! | [`core::control`] | the light rule state machine (pure: time and inputs in, decisions out) |
 //! | [`core::monitor`] | the checks and the alert lifecycle (pure) |
+//! | [`core::dli`] | daily light integral: accounting, strategy "dli", daily report (pure) |
 //! | [`mqtt`] | contract topic names, command parser, paho client task, embedded broker, Home Assistant discovery |
 //! | [`app`] | the daemon shell: sensor thread, MQTT task, signals, clock; executes the core's effects |
 //! | [`persist`] | atomic state files |
 //! | [`systemd`], [`logging`] | sd_notify READY/STATUS/WATCHDOG/STOPPING; journald/syslog/stderr output |
+//! | [`sim`] | `greenhoused simulate`: weather, virtual clock loop, report, chart |
 //! | [`cli`] | the command line of the spec |
 
 pub mod app;
@@ -26,6 +28,7 @@ pub mod hw;
 pub mod logging;
 pub mod mqtt;
 pub mod persist;
+pub mod sim;
 pub mod systemd;
 
 /// The light rule, at its old path (`greenhoused::control`).

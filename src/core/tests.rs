@@ -715,7 +715,14 @@ fn home_assistant_online_reannounces_after_the_jitter_then_republishes_the_state
     let e = r.tick(10.0 + delay.as_secs_f64());
     let topics = topics_published(&e);
     assert_eq!(topics[0], HA_CONFIG, "the config first: {topics:?}");
-    for t in ["gh/status", "gh/light", "gh/mode", "gh/health", "gh/state"] {
+    for t in [
+        "gh/status",
+        "gh/light",
+        "gh/mode",
+        "gh/health",
+        "gh/state",
+        "gh/dli",
+    ] {
         assert!(topics.contains(&t), "{t} republished: {topics:?}");
     }
     assert!(
