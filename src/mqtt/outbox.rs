@@ -158,6 +158,9 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     pub(crate) notify: Notify,
     pub(crate) connected: AtomicBool,
+    /// Cancelled by [`Outbox::close`]: ends the command connection at once (the publishing task sees the close
+    /// through `notify`).
+    pub(crate) closed: tokio_util::sync::CancellationToken,
 }
 
 /// Cheap, clonable handle to queue MQTT messages. Its methods never block on I/O or await.
@@ -174,6 +177,7 @@ impl Outbox {
                 queue: Mutex::new(Queue::new(capacity)),
                 notify: Notify::new(),
                 connected: AtomicBool::new(false),
+                closed: tokio_util::sync::CancellationToken::new(),
             }),
         }
     }
@@ -194,6 +198,7 @@ impl Outbox {
     pub fn close(&self) {
         self.queue().close();
         self.shared.notify.notify_one();
+        self.shared.closed.cancel();
     }
 
     /// Whether the client is connected to the broker right now.
