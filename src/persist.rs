@@ -244,10 +244,7 @@ mod tests {
             (false, StartKind::ColdBoot)
         );
         // The running boot id unreadable: nothing says it rebooted, on_start.
-        assert_eq!(
-            start_level(On, Off, None, None),
-            (true, StartKind::Restart)
-        );
+        assert_eq!(start_level(On, Off, None, None), (true, StartKind::Restart));
     }
 
     #[test]
