@@ -387,9 +387,10 @@ async fn broker_refusing_credentials() {
         log.contains("check mqtt.username, the password"),
         "no hint what to fix:\n{log}"
     );
-    // Backoff 0.5, 1, 2, 4, 8 s (±25 %): after the first refusal at most 4 more attempts fit in 8 s.
+    // Backoff 0.5, 1, 2, 4, 8 s (±25 %): after the first refusal at most 4 more attempts fit in 8 s, for each of
+    // the two connections (publishing and commands).
     assert!(
-        (1..=5).contains(&attempts),
+        (2..=10).contains(&attempts),
         "{attempts} connection attempts in {window:?}"
     );
     assert_eq!(
