@@ -620,7 +620,7 @@ impl Task {
         // would deliver (and queue during outages) every command here too. Once per run, fire and forget.
         if session_present && !self.unsubscribed_old && !self.subscriptions.is_empty() {
             self.unsubscribed_old = true;
-            let _ = self.client.unsubscribe_many(&self.subscriptions);
+            drop(self.client.unsubscribe_many(&self.subscriptions));
         }
         log::info!("MQTT connected to {}", self.url);
         self.outbox.shared.connected.store(true, Ordering::Relaxed);
