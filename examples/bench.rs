@@ -805,6 +805,7 @@ async fn spaced(
         })
     };
     let t0 = tokio::time::Instant::now() + Duration::from_millis(10);
+    let first_on = !on;
     for i in 0..total {
         tokio::time::sleep_until(t0 + spacing * i as u32).await;
         let payload = match target {
@@ -847,13 +848,32 @@ async fn spaced(
             }
         }
         Spaced::Daemon { .. } => {
-            // The i-th change answers the i-th command; a lost one shows as a count mismatch (reported).
-            for (i, (_, t)) in received.iter().enumerate().take(total) {
-                if i >= n / 10 {
-                    lat.samples.push(t.saturating_duration_since(sent[i]));
+            // Commands alternate, so an answer `X` at `t` answers the latest command asking for `X` sent before
+            // `t` and after the previously answered one (the outbox keeps only the newest value of a retained
+            // topic, so a burst may be answered once). Commands never answered count as lost.
+            let wanted = |i: usize| -> &[u8] {
+                if (i % 2 == 0) == first_on {
+                    b"on"
+                } else {
+                    b"off"
+                }
+            };
+            let mut next = 0usize;
+            let mut answered = 0usize;
+            for (payload, t) in &received {
+                let hit = (next..total)
+                    .take_while(|&i| sent[i] <= *t)
+                    .filter(|&i| wanted(i) == payload.as_slice())
+                    .last();
+                if let Some(i) = hit {
+                    if i >= n / 10 {
+                        lat.samples.push(t.saturating_duration_since(sent[i]));
+                    }
+                    answered += 1;
+                    next = i + 1;
                 }
             }
-            lat.timeouts = total.saturating_sub(received.len());
+            lat.timeouts = total.saturating_sub(answered);
         }
     }
     let _ = sender.disconnect(None).await;
