@@ -11,7 +11,7 @@ use greenhoused::cli::Cli;
 use greenhoused::config::{self, OnStop, SensorSource, Settings};
 use greenhoused::hw::mock::{self, Clock, RealClock};
 use greenhoused::hw::{Relay, RelayError, SensorError};
-use greenhoused::{exit, hw, logging};
+use greenhoused::{exit, hw, logging, persist};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -56,6 +56,62 @@ fn run(cli: Cli) -> u8 {
             exit::SOFTWARE
         }
     }
+}
+
+/// The level to open the relay with: `relay.on_boot` at the first start after the machine booted (the kernel's
+/// boot id differs from the one saved with the relay state, or none was saved), else `relay.on_start`. When the
+/// two policies differ or one is `restore`, the state file is (re)written now with this boot's id, so the next
+/// start within this boot counts as a restart even if the relay never switches.
+fn start_level(settings: &Settings) -> bool {
+    let relay = &settings.relay;
+    let needs_state = persist::needs_state(relay.on_start, relay.on_boot);
+    let path = app::state_file();
+    let saved = if needs_state {
+        persist::load_saved(&path).unwrap_or_else(|e| {
+            log::warn!(
+                "cannot read the saved relay state ({e}); treating this start as the first after a boot"
+            );
+            None
+        })
+    } else {
+        None
+    };
+    let boot = persist::boot_id();
+    if boot.is_none() && needs_state {
+        log::warn!(
+            "cannot read the kernel's boot id ({}): relay.on_boot cannot be told from relay.on_start; \
+             applying relay.on_start",
+            persist::BOOT_ID_FILE
+        );
+    }
+    let (on, kind) = persist::start_level(
+        relay.on_start,
+        relay.on_boot,
+        saved.as_ref(),
+        boot.as_deref(),
+    );
+    let (key, policy) = match kind {
+        persist::StartKind::ColdBoot => ("on_boot", relay.on_boot),
+        persist::StartKind::Restart => ("on_start", relay.on_start),
+    };
+    log::info!(
+        "relay opens {} ({}: relay.{key} = {})",
+        on_off(on),
+        match kind {
+            persist::StartKind::ColdBoot => "first start since the machine booted",
+            persist::StartKind::Restart => "restart within this boot",
+        },
+        format!("{policy:?}").to_lowercase()
+    );
+    if needs_state {
+        if let Err(e) = persist::save_with_boot(&path, on, boot.as_deref()) {
+            log::warn!(
+                "cannot save the relay state to {} (needed for relay.on_boot/on_start): {e}",
+                path.display()
+            );
+        }
+    }
+    on
 }
 
 /// The opened relay, which puts itself to `relay.on_stop` when dropped: however the process ends after the relay was
@@ -113,7 +169,7 @@ fn on_off(on: bool) -> &'static str {
 /// Open the relay at its start level and prepare the sensor: simulated with `--mock-hardware`, else the Pi's.
 /// The relay comes wrapped in [`OnStopRelay`].
 fn build_hardware(settings: &Settings, mock_hardware: bool) -> Result<Hardware, hw::pi::HwError> {
-    let initial_on = app::initial_relay_state(settings, &app::state_file());
+    let initial_on = start_level(settings);
     let want_sensor = settings.sensor.source == SensorSource::Bh1750;
     if mock_hardware {
         let clock: Arc<dyn Clock> = mock::clock_for(&settings.mock);
