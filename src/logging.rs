@@ -483,6 +483,32 @@ fn journal_send(
     )
 }
 
+/// Log `line` at `severity` with structured `fields` (the core's `Effect::Log`); `file`/`line_no` as in
+/// [`log_with_fields`].
+pub fn log_severity(
+    severity: Severity,
+    line: &str,
+    fields: &[(&str, &str)],
+    file: &'static str,
+    line_no: u32,
+) {
+    let level = match severity {
+        Severity::Error => Level::Error,
+        Severity::Warning => Level::Warn,
+        Severity::Notice | Severity::Info => Level::Info,
+        Severity::Debug => Level::Debug,
+        Severity::Trace => Level::Trace,
+    };
+    log_with_fields(
+        level,
+        severity == Severity::Notice,
+        line,
+        fields,
+        file,
+        line_no,
+    );
+}
+
 /// Log `line` at `level` (`notice`: at notice severity, see [`crate::notice!`]) with structured `fields`
 /// (e.g. `[("ALERT", "sensor_error")]`): the shell's way to log the core's `Effect::Log`. `file`/`line_no` are
 /// the code location the journal's `CODE_FILE`/`CODE_LINE` name.

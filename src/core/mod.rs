@@ -44,7 +44,7 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, Timelike};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::config::{self, OnStart, OnStop, SensorSource, Settings};
+use crate::config::{self, OnStop, SensorSource, Settings};
 use crate::hw::{Measurement, SensorError};
 use crate::logging::Severity;
 use crate::mqtt::command::parse_light_set;
@@ -522,9 +522,9 @@ impl Core {
         self.light = on;
         self.controller.switched(now.at, on);
         if let Some(d) = self.decision {
-            self.log(
-                Severity::Info,
-                format!(
+            self.out.push(Effect::Log {
+                level: Severity::Info,
+                line: format!(
                     "light {} (reason {}, mode {}, lux {}, ambient {})",
                     on_off(on),
                     d.reason.as_str(),
@@ -534,9 +534,12 @@ impl Core {
                         .unwrap_or_else(|| "-".into()),
                     d.ambient_lux.map(format_lux).unwrap_or_else(|| "-".into()),
                 ),
-            );
+                // `journalctl REASON=below_threshold`
+                fields: vec![("REASON", d.reason.as_str().to_string())],
+            });
         }
-        if self.settings.relay.on_start == OnStart::Restore {
+        // Kept for `restore` at a restart (on_start) or after a boot (on_boot).
+        if crate::persist::keeps_state(self.settings.relay.on_start, self.settings.relay.on_boot) {
             self.out.push(Effect::Persist(Persist::Relay { on }));
         }
         self.state_dirty = true;

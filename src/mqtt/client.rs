@@ -117,6 +117,9 @@ const WINDOW: usize = 32;
 const EVENT_CAPACITY: usize = 256;
 /// Capacity of paho's incoming event stream.
 const PAHO_STREAM_CAPACITY: usize = 4096;
+/// After a (re)connect the publishing connection holds its messages (the retained state with `P/status online`
+/// first) until the command connection is subscribed, at most this long: whoever sees `online` can send commands.
+const COMMANDS_GATE: Duration = Duration::from_secs(2);
 /// Wait before retrying when paho refuses a publish (its buffer is full).
 const PUBLISH_RETRY: Duration = Duration::from_millis(100);
 
@@ -178,7 +181,7 @@ pub fn spawn_with(
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
     // The command connection ends on `cancel`, on `Outbox::close`, or when the publishing task has ended.
     let commands_cancel = cancel.child_token();
-    let publisher = Task::new(
+    let mut publisher = Task::new(
         Role::Publish,
         &settings,
         &will_topic,
@@ -202,6 +205,7 @@ pub fn spawn_with(
             tuning,
         )?)
     };
+    publisher.gate_commands = commands.is_some();
     let closed = outbox.shared.closed.clone();
     let handle = tokio::spawn(async move {
         let commands = commands.map(|t| tokio::spawn(t.run()));
@@ -407,6 +411,8 @@ struct Task {
     /// Publishing connection: the command subscriptions an older version made on its persistent session were
     /// removed (once per run).
     unsubscribed_old: bool,
+    /// Publishing connection: there is a command connection to wait for after a connect ([`COMMANDS_GATE`]).
+    gate_commands: bool,
 }
 
 impl Task {
@@ -458,6 +464,7 @@ impl Task {
             unconfirmed: Vec::new(),
             dropped_in: 0,
             unsubscribed_old: false,
+            gate_commands: false,
         })
     }
 
@@ -598,6 +605,10 @@ impl Task {
                         return false;
                     }
                 }
+                // The broker is back for the publishing connection: no reason to wait out our backoff.
+                _ = self.outbox.shared.publisher_up.notified(), if self.role == Role::Commands => {
+                    return !self.stopping();
+                }
             }
         }
     }
@@ -614,6 +625,7 @@ impl Task {
             drop(self.client.unsubscribe_many(&self.subscriptions));
         }
         log::info!("MQTT connected to {}", self.url);
+        self.outbox.shared.publisher_up.notify_one();
         self.outbox.shared.connected.store(true, Ordering::Relaxed);
         let dropped = {
             let mut q = self.outbox.queue();
@@ -670,6 +682,10 @@ impl Task {
             );
         }
         if self.role == Role::Commands {
+            self.outbox
+                .shared
+                .commands_ready
+                .store(false, Ordering::Relaxed);
             if self.dropped_in_a_row == RENEW_AFTER {
                 self.renew_client();
             }
@@ -749,8 +765,22 @@ impl Task {
         let mut grace_end: Option<Instant> = None;
         let mut served = false;
         let publishing = self.role == Role::Publish;
+        let mut gate_end =
+            (publishing && self.gate_commands).then(|| Instant::now() + COMMANDS_GATE);
         loop {
-            if publishing && retry_at.map_or(true, |t| t <= Instant::now()) {
+            if let Some(end) = gate_end {
+                if self.outbox.shared.commands_ready.load(Ordering::Relaxed) {
+                    gate_end = None;
+                } else if end <= Instant::now() {
+                    log::warn!(
+                        "MQTT: the command connection is not subscribed {COMMANDS_GATE:?} after connecting to {}; \
+                         publishing anyway (commands are not received until it is)",
+                        self.url
+                    );
+                    gate_end = None;
+                }
+            }
+            if publishing && gate_end.is_none() && retry_at.map_or(true, |t| t <= Instant::now()) {
                 retry_at = self.pump();
             }
             if publishing && self.outbox.queue().is_closed() {
@@ -784,7 +814,14 @@ impl Task {
                 r = OptionFuture(subscribing.as_mut()) => {
                     subscribing = None;
                     match r {
-                        Ok(_) => served = true,
+                        Ok(_) => {
+                            served = true;
+                            if !publishing {
+                                self.outbox.shared.commands_ready.store(true, Ordering::Relaxed);
+                                // Wakes the publishing task if it holds its messages for us.
+                                self.outbox.shared.notify.notify_one();
+                            }
+                        }
                         // The connection is gone: its loss is what gets reported.
                         Err(e) if !self.client.is_connected() => {
                             log::debug!("MQTT: subscribing to {:?} failed: {e}", self.subscriptions);
@@ -807,6 +844,7 @@ impl Task {
                 },
                 _ = sleep_until(grace_end.unwrap_or_else(Instant::now)), if grace_end.is_some() => {},
                 _ = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {},
+                _ = sleep_until(gate_end.unwrap_or_else(Instant::now)), if gate_end.is_some() => {},
             }
         }
     }
