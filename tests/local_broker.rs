@@ -55,6 +55,7 @@ async fn a_port_held_by_something_else_exits_69_with_the_relay_at_on_stop() {
     });
     let cfg = embedded_on(port, &prefix("local-foreign"))
         .set("relay.on_start", "\"on\"")
+        .set("relay.on_boot", "\"on\"")
         .set("relay.on_stop", "\"off\"");
     let mut daemon = Daemon::start(&cfg.render());
     let status = daemon.wait_exit(T).expect("exits");
