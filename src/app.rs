@@ -104,6 +104,10 @@ async fn run_async(
         )?),
         config::BrokerUrl::Remote(_) => None,
     };
+    if let Some(crate::mqtt::broker::LocalBroker::Hosted(hosted)) = &local {
+        // Our clients connect at once: let rumqttd's listener come up first (milliseconds).
+        hosted.wait_ready(Duration::from_secs(5))?;
+    }
 
     let mut subscriptions = vec![topics.light_set.clone()];
     if hw.mock.is_some() {

@@ -127,8 +127,9 @@ const PUBLISH_RETRY: Duration = Duration::from_millis(100);
 /// A failover list is shown whole (`mqtt://a:1883, mqtt://b:1883`).
 pub fn display_url(settings: &MqttSettings) -> String {
     match &settings.url {
+        // Hosted in-process or a broker found already answering there (see `broker::local_broker`).
         BrokerUrl::Embedded => format!(
-            "mqtt://{} (embedded)",
+            "mqtt://{} (local)",
             connect_addr(settings.embedded_listen)
         ),
         remote => remote.to_string(),
