@@ -3,7 +3,7 @@
 //! are shells around it: they own the clock, the hardware and the broker.
 //!
 //! ```text
-//! let mut core = Core::new(settings, Start { relay: read_back_at_open }, now);
+//! let mut core = Core::new(settings, Start::new(read_back_at_open), now);
 //! loop {
 //!     let effects = core.handle(now, event);        // the first call also announces the start
 //!     execute(effects);                              // SetRelay → write, read back → handle(Event::Relay{..})
@@ -27,8 +27,8 @@
 //!   [`Effect::Log`] lines are logged by the shell.
 //! - MQTT messages on subscribed topics come in as [`Event::Message`]: `P/light/set` (and `sensor.topic` when
 //!   `sensor.source = "mqtt"`). Mock steering (`P/mock/set`) is the daemon shell's business, never the core's.
-//! - [`Event::Reload`] carries the shell's `config::load` result: live keys (`[control]`, `[monitor]`) apply, the
-//!   rest is logged as needing a restart; the relay is not touched by the reload itself.
+//! - [`Event::Reload`] carries the shell's `config::load` result: live keys (`[control]`, `[monitor]`, `[dli]`)
+//!   apply, the rest is logged as needing a restart; the relay is not touched by the reload itself.
 //!
 //! Seams for what comes next: [`Core::decide`] is the one place the strategy decides (the threshold rule of
 //! [`control`] today), [`Persist`] grows a variant per state file, and [`Core::on_minute`] runs once per local
@@ -44,7 +44,7 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, Timelike};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::config::{self, OnStop, SensorSource, Settings};
+use crate::config::{self, OnStart, OnStop, SensorSource, Settings};
 use crate::hw::{Measurement, SensorError};
 use crate::logging::Severity;
 use crate::mqtt::command::parse_light_set;
@@ -157,11 +157,19 @@ pub enum Effect {
     },
 }
 
-/// What the shell found at start.
+/// What the shell found at start. Build it with [`Start::new`] so that fields added later (restored state
+/// files) get their defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Start {
     /// The relay line read back right after it was opened at its start level.
     pub relay: Result<bool, String>,
+}
+
+impl Start {
+    /// The relay as read back at open; nothing restored.
+    pub fn new(relay: Result<bool, String>) -> Start {
+        Start { relay }
+    }
 }
 
 /// What the sensor path last produced (`sensor` in `P/state`).
@@ -538,8 +546,7 @@ impl Core {
                 fields: vec![("REASON", d.reason.as_str().to_string())],
             });
         }
-        // Kept for `restore` at a restart (on_start) or after a boot (on_boot).
-        if crate::persist::keeps_state(self.settings.relay.on_start, self.settings.relay.on_boot) {
+        if restores(&self.settings) {
             self.out.push(Effect::Persist(Persist::Relay { on }));
         }
         self.state_dirty = true;
@@ -657,10 +664,11 @@ impl Core {
         self.apply(decision, true);
     }
 
-    /// SIGHUP: control and monitor apply live, the rest needs a restart.
+    /// SIGHUP: the live keys (`[control]`, `[monitor]`, `[dli]`) apply, the rest needs a restart.
     fn reload(&mut self, result: Result<Box<Settings>, String>) {
         match result {
             Ok(new) => {
+                let live = config::reload::live_changes(&self.settings, &new);
                 for key in config::restart_required_changes(&self.settings, &new) {
                     self.log(
                         Severity::Warning,
@@ -674,10 +682,16 @@ impl Core {
                 self.monitor.set_lamp_expected(lamp_expected(&new.control));
                 self.settings.control = new.control;
                 self.settings.monitor = new.monitor;
+                self.settings.dli = new.dli;
                 self.state_dirty = true;
+                let changed = if live.is_empty() {
+                    "no live key changed".to_string()
+                } else {
+                    format!("changed: {}", live.join(", "))
+                };
                 self.log(
                     Severity::Info,
-                    "configuration reloaded: [control] and [monitor] applied".into(),
+                    format!("configuration reloaded: [control], [monitor] and [dli] applied ({changed})"),
                 );
             }
             Err(e) => self.log(
@@ -922,6 +936,11 @@ impl Core {
         self.publish(self.topics.state.clone(), payload.to_string(), true);
         self.notify_status();
     }
+}
+
+/// Whether `relay.on_start` or `relay.on_boot` restores the saved relay state (then every switch is saved).
+pub fn restores(settings: &Settings) -> bool {
+    settings.relay.on_start == OnStart::Restore || settings.relay.on_boot == OnStart::Restore
 }
 
 /// Whether switching the lamp should change the reading (the stuck-sensor check needs it); not taken from the
