@@ -235,6 +235,9 @@ pub struct Options {
     pub stderr_is_journal: bool,
     /// Syslog socket path ([`SYSLOG_SOCKET`] in production).
     pub syslog_socket: PathBuf,
+    /// Use the native journal protocol when the journal is the target (`false`: `<N>`-prefixed stderr lines
+    /// straight away, for tests that must not depend on the machine's journal).
+    pub native_journal: bool,
 }
 
 impl Options {
@@ -245,6 +248,7 @@ impl Options {
             levels: Levels::from_flags(verbose, quiet),
             stderr_is_journal: stderr_is_journal(),
             syslog_socket: PathBuf::from(SYSLOG_SOCKET),
+            native_journal: true,
         }
     }
 
@@ -425,6 +429,12 @@ pub fn build(options: &Options, stderr: Box<dyn Write + Send>) -> Logger {
 /// The native journal logger, or `<N>`-prefixed stderr lines (and one warning saying why) when the journal socket
 /// cannot be reached (no systemd, a container without the socket mounted).
 fn build_journal(options: &Options, stderr: Box<dyn Write + Send>) -> Logger {
+    if !options.native_journal {
+        return Logger {
+            levels: options.levels,
+            inner: Mutex::new((Sink::Stream(Style::Journal), stderr)),
+        };
+    }
     match systemd_journal_logger::JournalLog::empty() {
         Ok(journal) => Logger {
             levels: options.levels,
@@ -714,6 +724,7 @@ mod tests {
             levels: Levels::from_flags(0, false),
             stderr_is_journal: true,
             syslog_socket: PathBuf::from("/nonexistent"),
+            native_journal: false,
         };
         let logger = build(&options, Box::new(buf.clone()));
         log(&logger, Level::Warn, "greenhoused::app", "w");
@@ -731,6 +742,7 @@ mod tests {
             levels: Levels::from_flags(0, true),
             stderr_is_journal: false,
             syslog_socket: PathBuf::from("/nonexistent"),
+            native_journal: false,
         };
         let logger = build(&options, Box::new(buf.clone()));
         log(&logger, Level::Info, NOTICE_TARGET, "n");

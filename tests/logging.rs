@@ -310,6 +310,7 @@ fn syslog_options(socket: &Path, stderr_is_journal: bool) -> Options {
         levels: Levels::from_flags(0, false),
         stderr_is_journal,
         syslog_socket: socket.to_path_buf(),
+        native_journal: false,
     }
 }
 
