@@ -615,6 +615,18 @@ async fn failover_to_the_second_broker_and_stay_there_until_it_fails() {
         daemon.log()
     );
 
+    // Commands come through the second broker too (the command connection follows the publishing one).
+    let from = on_second.len();
+    on_second.publish(&t("light/set"), "on").await;
+    assert!(
+        on_second
+            .wait_live(from, &t("light"), "on", Duration::from_secs(10))
+            .await
+            .is_some(),
+        "a command on the second broker did not reach the gateway:\n{}",
+        daemon.log()
+    );
+
     // The first broker comes back: the gateway stays where it is.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let first_log_from = first.log().len();

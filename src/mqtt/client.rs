@@ -566,13 +566,33 @@ impl Task {
         self.cancel.is_cancelled() || self.outbox.queue().is_closed()
     }
 
+    /// The order to try the brokers of `mqtt.url` in: the list's, except that the command connection tries the
+    /// broker the publishing connection is on first, so commands come from the broker the state goes to (after a
+    /// failover the publishing connection stays on a later broker until that one fails; see docs/FLEET.md).
+    fn order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.targets.len()).collect();
+        if self.role == Role::Commands && self.outbox.is_connected() {
+            let on = self.outbox.broker();
+            if let Some(j) = self
+                .targets
+                .iter()
+                .position(|t| Some(&t.url) == on.as_ref())
+            {
+                order.remove(j);
+                order.insert(0, j);
+            }
+        }
+        order
+    }
+
     /// Connect, retrying with exponential backoff; `false` when stopped before connecting. Each round tries the
-    /// brokers of `mqtt.url` in order, so the first one that answers is used.
+    /// brokers of `mqtt.url` in [`Task::order`], so the first one that answers is used.
     async fn connect(&mut self) -> bool {
         let mut last_failure = String::new();
         loop {
             let mut failures = Vec::new();
-            for i in 0..self.targets.len() {
+            let order = self.order();
+            for &i in &order {
                 if self.stopping() {
                     return false;
                 }
@@ -587,11 +607,10 @@ impl Task {
             }
             let failure = match failures.as_slice() {
                 [one] => one.clone(),
-                several => self
-                    .targets
+                several => order
                     .iter()
                     .zip(several)
-                    .map(|(t, f)| format!("{}: {f}", t.url))
+                    .map(|(i, f)| format!("{}: {f}", self.targets[*i].url))
                     .collect::<Vec<_>>()
                     .join("; "),
             };
