@@ -169,11 +169,7 @@ pub fn run(spec: &RunSpec<'_>) -> Observed {
     };
     let start_relay = relay.read_back().map_err(|e| e.to_string());
     let mut light = start_relay.as_ref().is_ok_and(|on| *on);
-    let mut core = Core::new(
-        s.clone(),
-        Start { relay: start_relay },
-        now_at(Duration::ZERO),
-    );
+    let mut core = Core::new(s.clone(), Start::new(start_relay), now_at(Duration::ZERO));
     let mut obs = Observed {
         seconds: spec.length.as_secs_f64(),
         ..Observed::default()
@@ -269,6 +265,12 @@ pub fn run(spec: &RunSpec<'_>) -> Observed {
             wake = wake.min(d.saturating_duration_since(base).max(t));
         }
         if wake >= spec.length {
+            // One last tick at the end: the core closes the last light-day (its daily report) at that instant.
+            if t < spec.length {
+                t = spec.length;
+                event = Some(Event::Tick);
+                continue;
+            }
             break;
         }
         t = wake;
