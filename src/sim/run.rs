@@ -290,7 +290,8 @@ pub fn run(spec: &RunSpec<'_>) -> Observed {
             event = Some(Event::Tick);
         }
     }
-    if let Some(from) = on_since {
+    // A lamp still on at the end (not one switched on by the last tick: that belongs to the next light-day).
+    if let Some(from) = on_since.filter(|from| *from < obs.seconds) {
         obs.lamp_on.push((from, obs.seconds));
     }
     spec.progress
