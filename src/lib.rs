@@ -17,6 +17,7 @@
 //! | [`app`] | the daemon shell: sensor thread, MQTT task, signals, clock; executes the core's effects |
 //! | [`persist`] | atomic state files |
 //! | [`systemd`], [`logging`] | sd_notify READY/STATUS/WATCHDOG/STOPPING; journald/syslog/stderr output |
+//! | [`sim`] | `greenhoused simulate`: weather, virtual clock loop, report, chart |
 //! | [`cli`] | the command line of the spec |
 
 pub mod app;
@@ -27,6 +28,7 @@ pub mod hw;
 pub mod logging;
 pub mod mqtt;
 pub mod persist;
+pub mod sim;
 pub mod systemd;
 
 /// The light rule, at its old path (`greenhoused::control`).
