@@ -12,6 +12,7 @@
 //! | [`mod@core`] | the sans-I/O core: events in, effects out, on any clock; owns all decisions and state |
 //! | [`core::control`] | the light rule state machine (pure: time and inputs in, decisions out) |
 //! | [`core::monitor`] | the checks and the alert lifecycle (pure) |
+//! | [`core::dli`] | daily light integral: accounting, strategy "dli", daily report (pure) |
 //! | [`mqtt`] | contract topic names, command parser, paho client task, embedded broker |
 //! | [`app`] | the daemon shell: sensor thread, MQTT task, signals, clock; executes the core's effects |
 //! | [`persist`] | atomic state files |
