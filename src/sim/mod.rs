@@ -204,13 +204,6 @@ pub fn simulate(settings: &Settings, opts: &Options) -> Result<Summary, SimError
         Strategy::Threshold => StrategyArg::Threshold,
         Strategy::Dli => StrategyArg::Dli,
     });
-    if strategy == StrategyArg::Dli {
-        return Err(SimError::Input(
-            "strategy dli: the Core of this build has no DLI strategy yet (it would run the threshold rule); \
-             use --strategy threshold"
-                .into(),
-        ));
-    }
     let shape0 = day_shape(settings, NaiveDate::MIN, 0);
     let (from, days) = plan(opts, &sunlight, shape0.start_minute)?;
     let shape = day_shape(settings, from, days);
