@@ -470,7 +470,8 @@ pub fn svg(runs: &[ChartRun<'_>], sun: &mut Sampler<'_>, seconds: f64) -> String
             .days
             .iter()
             .map(|d| d.dli_mol.total.max(d.target_mol))
-            .fold(1.0, f64::max);
+            .fold(1.0, f64::max)
+            * 1.1;
         let slot = plot_w / n;
         let bar_w = (slot * 0.7).max(0.5);
         for (k, d) in run.days.iter().enumerate() {
