@@ -1,6 +1,9 @@
 #!/bin/bash
 # The real-systemd checks of systemd/greenhoused.service, run inside the nspawn container by
 # run-tests.sh DEB_FILE (the .deb is at /ghtest/greenhoused.deb). Each check prints PASS/FAIL.
+# After the unit's life cycle: the quick start's broker situations with the packaged config (url = "embedded"
+# beside the mosquitto service, alone, and beside a non-MQTT listener -> exit 69), then scripts/journal-check.sh
+# (copied to /ghtest by run-tests.sh) for the native journal fields.
 set -u
 . /ghtest/lib.sh
 P=laboratory/greenhouse
