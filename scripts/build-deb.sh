@@ -5,7 +5,10 @@
 #   scripts/build-deb.sh --target aarch64-unknown-linux-gnu [--no-build]
 #
 # Extra arguments go to `cargo deb` (e.g. --no-build to package a binary already built for --target, such as the
-# one scripts/cross-build.sh makes). Needs cargo-deb (`cargo install cargo-deb --locked`) and dpkg-deb.
+# one scripts/cross-build.sh or scripts/cross-docker.sh makes). Checks the contents, the Architecture (arm64, armhf
+# or the host's), that Depends names libc6 and systemd (and not libssl for ARM, whose OpenSSL is static), and that
+# the packaged binary is an ELF for that architecture. Needs cargo-deb (`cargo install cargo-deb --locked`),
+# dpkg-deb and readelf (binutils).
 # Prints the path of the .deb on the last line of stdout.
 set -eu
 
@@ -16,6 +19,22 @@ command -v dpkg-deb >/dev/null || { echo "build-deb: dpkg-deb not found: apt-get
 for f in config/greenhoused.toml README.md systemd/greenhoused.service systemd/greenhoused.sysusers; do
     [ -f "$f" ] || { echo "build-deb: $f is missing" >&2; exit 1; }
 done
+
+# The Debian architecture the package must carry, from --target (default: the host's).
+target=
+prev=
+for a in "$@"; do
+    case $a in --target=*) target=${a#--target=} ;; esac
+    [ "$prev" = --target ] && target=$a
+    prev=$a
+done
+case $target in
+    "") arch=$(dpkg --print-architecture); machine= ;;
+    aarch64-unknown-linux-gnu) arch=arm64; machine=AArch64 ;;
+    armv7-unknown-linux-gnueabihf) arch=armhf; machine=ARM ;;
+    x86_64-unknown-linux-gnu) arch=amd64; machine=X86-64 ;;
+    *) echo "build-deb: no Debian architecture known for --target $target" >&2; exit 2 ;;
+esac
 
 deb=$(cargo deb "$@" | tail -n 1)
 [ -f "$deb" ] || { echo "build-deb: cargo deb did not report a .deb (got '$deb')" >&2; exit 1; }
@@ -44,6 +63,26 @@ if printf '%s\n' "$postinst" | grep 'deb-systemd-invoke' | grep -vq 'try-restart
     printf '%s\n' "$postinst" >&2
     fail "postinst starts or restarts the service by itself"
 fi
+
+# Architecture and dependencies: the right arch; glibc (+ libgcc_s) from $auto, and the sysusers provider.
+field() { printf '%s\n' "$info" | sed -n "s/^ $1: //p"; }
+[ "$(field Architecture)" = "$arch" ] || fail "Architecture is '$(field Architecture)', expected $arch"
+depends=$(field Depends)
+printf '%s\n' "$depends" | grep -q 'libc6' || fail "Depends ($depends) does not name libc6"
+printf '%s\n' "$depends" | grep -q 'systemd' || fail "Depends ($depends) does not name systemd (sysusers)"
+# ARM builds link OpenSSL statically, so the package must not pull libssl in.
+if [ -n "$machine" ] && [ "$machine" != X86-64 ] && printf '%s\n' "$depends" | grep -q 'libssl'; then
+    fail "Depends ($depends) names libssl, but the $arch binary links OpenSSL statically"
+fi
+# The packaged binary itself: an ELF for that machine.
+unpacked=$(mktemp -d)
+dpkg-deb -x "$deb" "$unpacked"
+elf=$(readelf -h "$unpacked/usr/bin/greenhoused" 2>/dev/null | sed -n 's/^ *Machine: *//p')
+rm -rf "$unpacked"
+if [ -n "$machine" ]; then
+    printf '%s\n' "$elf" | grep -q "$machine" || fail "/usr/bin/greenhoused is a '$elf' binary, expected $machine"
+fi
+echo "build-deb: $deb: Architecture $arch, Depends: $depends; /usr/bin/greenhoused: $elf" >&2
 
 echo "build-deb: $deb: contents OK" >&2
 echo "$deb"
