@@ -7,7 +7,8 @@
 # Extra arguments go to `cargo deb` (e.g. --no-build to package a binary already built for --target, such as the
 # one scripts/cross-build.sh or scripts/cross-docker.sh makes). Checks the contents, the Architecture (arm64, armhf
 # or the host's), that Depends names libc6 and systemd (and not libssl for ARM, whose OpenSSL is static), and that
-# the packaged binary is an ELF for that architecture. Needs cargo-deb (`cargo install cargo-deb --locked`),
+# the packaged binary is an ELF for that architecture whose glibc floor the libc6 version covers. Cross-built ARM
+# binaries are packaged with the arm-cross variant of Cargo.toml's deb metadata (explicit libc6 version). Needs cargo-deb (`cargo install cargo-deb --locked`),
 # dpkg-deb and readelf (binutils).
 # Prints the path of the .deb on the last line of stdout.
 set -eu
@@ -36,7 +37,14 @@ case $target in
     *) echo "build-deb: no Debian architecture known for --target $target" >&2; exit 2 ;;
 esac
 
-deb=$(cargo deb "$@" | tail -n 1)
+# Cross-built ARM binaries get the arm-cross variant (Cargo.toml: Depends with the glibc they were linked against,
+# not the build host's), unless a --variant is given.
+variant=
+case $target in
+    aarch64-*|armv7-*) case " $* " in *" --variant"*) ;; *) variant=--variant=arm-cross ;; esac ;;
+esac
+
+deb=$(cargo deb "$@" $variant | tail -n 1)
 [ -f "$deb" ] || { echo "build-deb: cargo deb did not report a .deb (got '$deb')" >&2; exit 1; }
 
 info=$(dpkg-deb -I "$deb")
@@ -74,15 +82,22 @@ printf '%s\n' "$depends" | grep -q 'systemd' || fail "Depends ($depends) does no
 if [ -n "$machine" ] && [ "$machine" != X86-64 ] && printf '%s\n' "$depends" | grep -q 'libssl'; then
     fail "Depends ($depends) names libssl, but the $arch binary links OpenSSL statically"
 fi
-# The packaged binary itself: an ELF for that machine.
+# The packaged binary itself: an ELF for that machine, whose glibc floor the libc6 dependency covers.
 unpacked=$(mktemp -d)
 dpkg-deb -x "$deb" "$unpacked"
 elf=$(readelf -h "$unpacked/usr/bin/greenhoused" 2>/dev/null | sed -n 's/^ *Machine: *//p')
+floor=$(readelf -V --wide "$unpacked/usr/bin/greenhoused" | grep -oE 'Name: GLIBC_[0-9]+(\.[0-9]+)+' \
+    | sed 's/.*GLIBC_//' | sort -uV | tail -n 1)
 rm -rf "$unpacked"
 if [ -n "$machine" ]; then
     printf '%s\n' "$elf" | grep -q "$machine" || fail "/usr/bin/greenhoused is a '$elf' binary, expected $machine"
 fi
-echo "build-deb: $deb: Architecture $arch, Depends: $depends; /usr/bin/greenhoused: $elf" >&2
+libc_min=$(printf '%s\n' "$depends" | sed -n 's/.*libc6[^,]*(>= \([0-9.]*\)[^)]*).*/\1/p')
+if [ -n "$libc_min" ] && [ -n "$floor" ] && \
+   [ "$(printf '%s\n%s\n' "$floor" "$libc_min" | sort -V | tail -n 1)" != "$libc_min" ]; then
+    fail "Depends asks libc6 >= $libc_min, but the binary needs glibc $floor (raise it in Cargo.toml's arm-cross variant)"
+fi
+echo "build-deb: $deb: Architecture $arch, Depends: $depends; /usr/bin/greenhoused: $elf, glibc floor $floor" >&2
 
 echo "build-deb: $deb: contents OK" >&2
 echo "$deb"
