@@ -13,6 +13,8 @@
 //! | [`monitor`] | the checks and the alert lifecycle (pure) |
 //! | [`mqtt`] | contract topic names, command parser, paho client task, embedded broker |
 //! | [`app`] | the core loop that owns all state, and the task wiring |
+//! | [`history`] | one-minute and daily aggregates for the dashboard (pure), its journal format |
+//! | [`http`] | the read-only dashboard, `/metrics`, `/api` server (own thread, bounded) |
 //! | [`systemd`], [`logging`] | sd_notify READY/STATUS/WATCHDOG/STOPPING; journald/syslog/stderr output |
 //! | [`cli`] | the command line of the spec |
 
@@ -20,6 +22,10 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
+/// Pure history aggregates (moves under `core` once the sans-I/O core lands).
+#[path = "core/history.rs"]
+pub mod history;
+pub mod http;
 pub mod hw;
 pub mod logging;
 pub mod monitor;
