@@ -164,6 +164,13 @@ async fn run_async(
         topics,
         outbox.clone(),
     );
+    // Until `http.listen` arrives in the configuration: GREENHOUSED_HTTP_LISTEN (unset or "" = off).
+    let listen = std::env::var("GREENHOUSED_HTTP_LISTEN")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .and_then(|v| v.parse().ok());
+    let state_dir = state_file().parent().map(std::path::Path::to_path_buf);
+    core.dashboard = Some(crate::http::shell::Dashboard::start(listen, state_dir));
     core.start();
 
     let mut watchdog = systemd::Watchdog::from_env();
@@ -372,6 +379,8 @@ struct Core {
     published_mode: Option<Mode>,
     published_health: Option<Vec<&'static str>>,
     state_dirty: bool,
+    /// History, dashboard and metrics server (`http.listen`).
+    dashboard: Option<crate::http::shell::Dashboard>,
 }
 
 impl Core {
@@ -414,6 +423,7 @@ impl Core {
             published_light: None,
             published_mode: None,
             published_health: None,
+            dashboard: None,
             state_dirty: true,
         }
     }
@@ -640,6 +650,50 @@ impl Core {
         if self.state_dirty {
             self.publish_state();
         }
+        self.update_dashboard(facts.sensor.is_some());
+    }
+
+    /// Feed the history and hand the server a fresh state.
+    fn update_dashboard(&mut self, reading: bool) {
+        let Some(d) = self.decision else { return };
+        let light = self.readback_on.unwrap_or(self.commanded_on);
+        let window_open = self
+            .controller
+            .window_open(local_minute(self.clock.as_ref()));
+        let fresh = reading && self.sensor_status == SensorStatus::Ok;
+        let sample = crate::history::Sample {
+            lux: self.last_reading.filter(|_| fresh).map(|r| r.lux),
+            ambient_lux: d.ambient_lux.filter(|_| fresh),
+            light_on: light,
+            window_open,
+        };
+        let state = crate::http::StateView {
+            ts: timestamp(),
+            lux: self.last_reading.map(|r| round2(r.lux)),
+            ambient_lux: d.ambient_lux.map(round2),
+            light: on_off(light).into(),
+            mode: d.mode.as_str().into(),
+            reason: d.reason.as_str().into(),
+            sensor: self.sensor_status.as_str().into(),
+            window_open,
+            alerts: self
+                .monitor
+                .active()
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect(),
+            broker_connected: self.broker_connected,
+            broker: self
+                .broker_connected
+                .then(|| broker_display(&self.settings)),
+            dli: None,
+            lamp_on_seconds_total: 0.0,
+            lamp_switches_total: 0,
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        if let Some(dash) = self.dashboard.as_mut() {
+            dash.update(chrono::Local::now().naive_local(), sample, state);
+        }
     }
 
     /// Drive the relay to the decision (only on change), read it back, publish light/mode.
@@ -848,6 +902,9 @@ impl Core {
         self.read_back();
         self.publish_light_and_mode();
         self.outbox.publish(&self.topics.status, "offline", true);
+        if let Some(d) = self.dashboard.take() {
+            d.stop(chrono::Local::now().naive_local());
+        }
         info!(
             "stopped: light {} (relay.on_stop = {:?})",
             on_off(self.readback_on.unwrap_or(self.commanded_on)),

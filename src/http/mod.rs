@@ -9,6 +9,7 @@
 
 mod history_file;
 mod metrics;
+pub mod shell;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
