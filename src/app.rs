@@ -118,7 +118,7 @@ async fn run_async(
         config::BrokerUrl::Embedded => Some(crate::mqtt::broker::start_embedded(
             settings.mqtt.embedded_listen,
         )?),
-        config::BrokerUrl::Remote { .. } => None,
+        config::BrokerUrl::Remote(_) => None,
     };
 
     let mut subscriptions = vec![topics.light_set.clone()];
@@ -930,9 +930,7 @@ fn on_off(on: bool) -> &'static str {
 fn broker_display(settings: &Settings) -> String {
     match &settings.mqtt.url {
         config::BrokerUrl::Embedded => format!("embedded on {}", settings.mqtt.embedded_listen),
-        config::BrokerUrl::Remote { host, port, tls } => {
-            format!("{}://{host}:{port}", if *tls { "mqtts" } else { "mqtt" })
-        }
+        remote => remote.to_string(),
     }
 }
 

@@ -494,6 +494,7 @@ mod tests {
 
     fn settings() -> ControlSettings {
         ControlSettings {
+            strategy: crate::config::Strategy::Threshold,
             on_below_lux: ON_BELOW,
             off_above_lux: OFF_ABOVE,
             min_on: Duration::from_secs(60),

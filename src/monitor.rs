@@ -661,6 +661,7 @@ mod tests {
     #[test]
     fn no_false_alarm_during_in_band_and_dwell() {
         let control = ControlSettings {
+            strategy: crate::config::Strategy::Threshold,
             on_below_lux: 450.0,
             off_above_lux: 550.0,
             min_on: Duration::from_secs(60),

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use greenhoused::config::{
-    load_str_with, load_with, render_effective, Ambient, BrokerUrl, ConfigError, Environment,
-    FailurePolicy, LampLux, OnStart, OnStop, SensorSource, Settings, Window,
+    load_str_with, load_with, render_effective, Ambient, BrokerUrl, ConfigError, Endpoint,
+    Environment, FailurePolicy, LampLux, OnStart, OnStop, SensorSource, Settings, Strategy,
+    TariffPeriod, Window,
 };
 
 fn fixtures() -> PathBuf {
@@ -64,11 +65,11 @@ fn good_minimal_keeps_defaults_for_the_rest() {
     let defaults = load_str_with("", &env()).unwrap();
     assert_eq!(
         s.mqtt.url,
-        BrokerUrl::Remote {
+        BrokerUrl::Remote(vec![Endpoint {
             host: "broker.lan".into(),
             port: 1883,
             tls: false
-        }
+        }])
     );
     assert!(s.relay.active_low);
     assert_eq!(s.device, defaults.device);
@@ -76,6 +77,9 @@ fn good_minimal_keeps_defaults_for_the_rest() {
     assert_eq!(s.sensor, defaults.sensor);
     assert_eq!(s.control, defaults.control);
     assert_eq!(s.monitor, defaults.monitor);
+    assert_eq!(s.dli, defaults.dli);
+    assert_eq!(s.homeassistant, defaults.homeassistant);
+    assert_eq!(s.http, defaults.http);
     assert_eq!(s.mock, defaults.mock);
 }
 
@@ -88,11 +92,11 @@ fn good_full_sets_every_key() {
     let m = &s.mqtt;
     assert_eq!(
         m.url,
-        BrokerUrl::Remote {
+        BrokerUrl::Remote(vec![Endpoint {
             host: "fd00::10".into(),
             port: 8884,
             tls: true
-        }
+        }])
     );
     assert_eq!(m.embedded_listen, "0.0.0.0:1884".parse().unwrap());
     assert_eq!(m.client_id, "gh-north");
@@ -115,8 +119,10 @@ fn good_full_sets_every_key() {
     assert_eq!(s.relay.gpio, 27);
     assert!(s.relay.active_low);
     assert_eq!(s.relay.on_start, OnStart::Restore);
+    assert_eq!(s.relay.on_boot, OnStart::On);
     assert_eq!(s.relay.on_stop, OnStop::Keep);
     let c = &s.control;
+    assert_eq!(c.strategy, Strategy::Dli);
     assert_eq!(c.on_below_lux, 300.5);
     assert_eq!(c.off_above_lux, 700.0);
     assert_eq!(c.min_on, Duration::from_secs(120));
@@ -136,6 +142,167 @@ fn good_full_sets_every_key() {
     assert_eq!(s.mock.ambient, Ambient::Constant(300.0));
     assert_eq!(s.mock.lamp_lux, 350.0);
     assert_eq!(s.mock.time_scale, 60.0);
+    assert_eq!(
+        s.mock.weather,
+        Some(fixtures().join("weather/two-days.csv"))
+    );
+    let d = &s.dli;
+    assert_eq!(d.target_mol, 17.5);
+    assert_eq!(d.sun_umol_per_lux, 0.02);
+    assert_eq!(d.lamp_ppfd, 180.0);
+    assert_eq!(d.lamp_umol_per_lux, 0.015);
+    assert_eq!(d.lamp_watts, 600.0);
+    assert_eq!(d.carry_max_mol, 2.0);
+    assert_eq!(d.default_price, 0.25);
+    // Sorted by start time.
+    assert_eq!(
+        d.tariff,
+        vec![
+            TariffPeriod {
+                from: 17 * 60,
+                to: 20 * 60,
+                price: 0.4
+            },
+            TariffPeriod {
+                from: 23 * 60,
+                to: 6 * 60,
+                price: 0.12
+            },
+        ]
+    );
+    assert!(!s.homeassistant.discovery);
+    assert_eq!(s.homeassistant.discovery_prefix, "ha");
+    assert_eq!(s.homeassistant.status_topic, "ha/status");
+    assert_eq!(s.http.listen, Some("[::]:8081".parse().unwrap()));
+}
+
+#[test]
+fn good_fleet_fails_over_in_order_under_its_own_prefix() {
+    let s = good("good-fleet.toml");
+    assert_eq!(
+        s.mqtt.url,
+        BrokerUrl::Remote(vec![
+            Endpoint {
+                host: "site-broker.lan".into(),
+                port: 1883,
+                tls: false
+            },
+            Endpoint {
+                host: "fd00::20".into(),
+                port: 1884,
+                tls: false
+            },
+        ])
+    );
+    assert_eq!(
+        s.mqtt.url.server_uris(),
+        vec!["tcp://site-broker.lan:1883", "tcp://[fd00::20]:1884"]
+    );
+    assert_eq!(s.mqtt.topic_prefix, "greenhouses/house-07");
+    assert_eq!(s.mqtt.client_id, "greenhoused-house-07");
+    assert_eq!(s.sensor.topic, "greenhouses/house-07/luminosity");
+    assert_eq!(s.http.listen, None);
+    let text = render_effective(&s);
+    assert!(
+        text.contains("url = [\"mqtt://site-broker.lan:1883\", \"mqtt://[fd00::20]:1884\"]"),
+        "{text}"
+    );
+    assert_eq!(load_str_with(&text, &env()).unwrap(), s, "{text}");
+}
+
+#[test]
+fn good_dli_has_a_target_and_a_tariff() {
+    let s = good("good-dli.toml");
+    assert_eq!(s.control.strategy, Strategy::Dli);
+    assert_eq!(s.dli.target_mol, 17.0);
+    assert_eq!(s.dli.tariff.len(), 2);
+    // 22:00-07:00 wraps midnight; 11:00-15:00 is the cheap noon; the rest costs default_price.
+    assert_eq!(s.dli.price_at(3 * 60), 0.15);
+    assert_eq!(s.dli.price_at(12 * 60), 0.10);
+    assert_eq!(s.dli.price_at(18 * 60), 0.30);
+    let text = render_effective(&s);
+    assert_eq!(load_str_with(&text, &env()).unwrap(), s, "{text}");
+}
+
+#[test]
+fn bad_dli_reports_every_problem_with_its_key_path() {
+    let e = bad(
+        "bad-dli.toml",
+        &[
+            "control.window",
+            "dli.target_mol",
+            "dli.lamp_ppfd",
+            "dli.lamp_watts",
+            "dli.carry_max_mol",
+            "dli.default_price",
+            "dli.tariff[0].from",
+            "dli.tariff[1].price",
+            "dli.tariff[2]",
+            "dli.tariff[3].price",
+            "dli.tariff[5]",
+        ],
+    );
+    assert_eq!(e.problems().len(), 11, "{e}");
+    let text = e.to_string();
+    for expected in [
+        "control.window (\"04:00-23:00\") leaves 5 h of darkness",
+        "dli.target_mol (0) must be greater than 0 with control.strategy = \"dli\"",
+        "dli.tariff[5] (05:00-08:00) overlaps dli.tariff[4] (22:00-06:00)",
+        "dli.tariff[1].price is missing",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn bad_dli_always_needs_a_dark_period() {
+    let e = bad("bad-dli-always.toml", &["control.window"]);
+    assert_eq!(e.problems().len(), 1);
+    assert!(e.to_string().contains("at least 6 h"), "{e}");
+}
+
+#[test]
+fn bad_fleet_url_lists_and_prefixes() {
+    let e = bad(
+        "bad-fleet.toml",
+        &["mqtt.url[1]", "mqtt.url[2]", "mqtt.topic_prefix"],
+    );
+    assert_eq!(e.problems().len(), 3, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("can only be used alone"), "{text}");
+    assert!(text.contains("the same broker as mqtt.url[0]"), "{text}");
+    assert!(
+        text.contains("(\"greenhouses/{device}/\", with {device} = \"fixture-host\")"),
+        "{text}"
+    );
+    let e = bad(
+        "bad-fleet-placeholder.toml",
+        &["mqtt.url", "mqtt.topic_prefix"],
+    );
+    assert_eq!(e.problems().len(), 2, "{e}");
+    assert!(e.to_string().contains("drop TLS"), "{e}");
+    assert!(e.to_string().contains("unknown placeholder"), "{e}");
+}
+
+#[test]
+fn bad_new_keys() {
+    let e = bad(
+        "bad-new-keys.toml",
+        &[
+            "relay.on_boot",
+            "control.strategy",
+            "homeassistant.discovery",
+            "homeassistant.discovery_prefix",
+            "homeassistant.status_topic",
+            "http.listen",
+            "mock.weather",
+        ],
+    );
+    assert_eq!(e.problems().len(), 7, "{e}");
+    assert!(e.to_string().contains("does-not-exist.csv"), "{e}");
 }
 
 #[test]
@@ -165,6 +332,14 @@ fn example_config_mentions_every_key() {
     for (section, keys) in greenhoused::config::raw::SCHEMA {
         let present = table.get(*section).and_then(|v| v.as_table());
         for key in *keys {
+            if (*section, *key) == ("dli", "tariff") {
+                // No tariff by default: the example shows the array of tables commented out.
+                assert!(
+                    text.contains("# [[dli.tariff]]"),
+                    "config/greenhoused.toml lacks the [[dli.tariff]] example"
+                );
+                continue;
+            }
             assert!(
                 present.is_some_and(|t| t.contains_key(*key)),
                 "config/greenhoused.toml lacks {section}.{key}"

@@ -35,6 +35,7 @@ fn rig_at(ambient_lux: f64, chip_address: u8, reader_address: u8) -> Rig {
         ambient: Ambient::Constant(ambient_lux),
         lamp_lux: 400.0,
         time_scale: 1.0,
+        weather: None,
     };
     let world = World::new(&settings, false, false, Arc::new(clock.clone()));
     let bus = SimBh1750::new(world.clone(), chip_address);
@@ -275,6 +276,7 @@ fn reading_before_the_maximum_gets_a_stale_value() {
         ambient: Ambient::Constant(1000.0),
         lamp_lux: 0.0,
         time_scale: 1.0,
+        weather: None,
     };
     let world = World::new(&settings, false, false, Arc::new(clock.clone()));
     let bus = SimBh1750::new(world.clone(), ADDR);
@@ -304,6 +306,7 @@ fn mock_build_wires_sensor_relay_and_world() {
         ambient: Ambient::Constant(120.0),
         lamp_lux: 400.0,
         time_scale: 1.0,
+        weather: None,
     };
     let sensor_settings = SensorSettings {
         source: SensorSource::Bh1750,
@@ -317,6 +320,7 @@ fn mock_build_wires_sensor_relay_and_world() {
         gpio: 17,
         active_low: true,
         on_start: OnStart::Off,
+        on_boot: OnStart::Off,
         on_stop: OnStop::Off,
     };
     let (world, mut sensor, mut relay) = mock::build(

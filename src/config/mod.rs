@@ -31,6 +31,9 @@ pub struct Settings {
     pub relay: RelaySettings,
     pub control: ControlSettings,
     pub monitor: MonitorSettings,
+    pub dli: DliSettings,
+    pub homeassistant: HomeAssistantSettings,
+    pub http: HttpSettings,
     pub mock: MockSettings,
 }
 
@@ -41,47 +44,84 @@ pub struct DeviceSettings {
     pub name: String,
 }
 
+/// `mqtt.url`: the embedded broker, or one or more remote brokers tried in order (failover).
 #[derive(Debug, Clone, PartialEq)]
 pub enum BrokerUrl {
     /// Host rumqttd in-process on `MqttSettings::embedded_listen`.
     Embedded,
-    /// `mqtt://host:port` (tls = false) or `mqtts://host:port` (tls = true).
-    /// `host` is a name or an IP address, IPv6 without brackets.
-    Remote { host: String, port: u16, tls: bool },
+    /// One or more brokers (never empty): the first that answers is used; on a loss the next ones are tried in
+    /// order. All use TLS or none do (validation rejects a mix: failover must not downgrade to plain text).
+    Remote(Vec<Endpoint>),
+}
+
+/// One remote broker of `mqtt.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// A name or an IP address, IPv6 without brackets.
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://` (true) or `mqtt://` (false).
+    pub tls: bool,
+}
+
+impl Endpoint {
+    /// The paho-mqtt server URI: `tcp://host:port` or `ssl://host:port`.
+    pub fn server_uri(&self) -> String {
+        let scheme = if self.tls { "ssl" } else { "tcp" };
+        format!("{scheme}://{}", self.authority())
+    }
+
+    /// `host:port`, IPv6 hosts in brackets.
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The `mqtt.url` form of one broker: `mqtt://host:port` or `mqtts://host:port`.
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        write!(f, "{scheme}://{}", self.authority())
+    }
 }
 
 impl BrokerUrl {
-    /// The paho-mqtt server URI (`tcp://host:port` / `ssl://host:port`); `None` for the embedded broker.
-    pub fn server_uri(&self) -> Option<String> {
+    /// The remote brokers in failover order; empty for the embedded broker.
+    pub fn endpoints(&self) -> &[Endpoint] {
         match self {
-            BrokerUrl::Embedded => None,
-            BrokerUrl::Remote { tls, .. } => {
-                let scheme = if *tls { "ssl" } else { "tcp" };
-                Some(format!("{scheme}://{}", self.authority()))
-            }
+            BrokerUrl::Embedded => &[],
+            BrokerUrl::Remote(list) => list,
         }
     }
 
-    /// `host:port`, IPv6 hosts in brackets; empty for the embedded broker.
-    fn authority(&self) -> String {
-        match self {
-            BrokerUrl::Embedded => String::new(),
-            BrokerUrl::Remote { host, port, .. } if host.contains(':') => {
-                format!("[{host}]:{port}")
-            }
-            BrokerUrl::Remote { host, port, .. } => format!("{host}:{port}"),
-        }
+    /// The paho-mqtt server URIs in failover order; empty for the embedded broker.
+    pub fn server_uris(&self) -> Vec<String> {
+        self.endpoints().iter().map(Endpoint::server_uri).collect()
+    }
+
+    /// True when the brokers are reached over TLS (`mqtts://`).
+    pub fn tls(&self) -> bool {
+        self.endpoints().iter().any(|e| e.tls)
     }
 }
 
-/// The `mqtt.url` form: `embedded`, `mqtt://host:port` or `mqtts://host:port`.
+/// `embedded`, one URL, or the URLs of a failover list joined by ", ".
 impl fmt::Display for BrokerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BrokerUrl::Embedded => f.write_str("embedded"),
-            BrokerUrl::Remote { tls, .. } => {
-                let scheme = if *tls { "mqtts" } else { "mqtt" };
-                write!(f, "{scheme}://{}", self.authority())
+            BrokerUrl::Remote(list) => {
+                for (i, e) in list.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -93,7 +133,7 @@ pub struct MqttSettings {
     pub embedded_listen: SocketAddr,
     /// Effective client id (default `greenhoused-<device.id>`).
     pub client_id: String,
-    /// Validated prefix, no wildcards, no leading/trailing '/'.
+    /// Validated prefix, no wildcards, no leading/trailing '/'; `{device}` already replaced by `device.id`.
     pub topic_prefix: String,
     pub username: Option<String>,
     /// Where the password came from (for display), already read into `password`.
@@ -163,7 +203,10 @@ pub enum OnStop {
 pub struct RelaySettings {
     pub gpio: u8,
     pub active_low: bool,
+    /// Applies when the daemon (re)starts within one boot of the machine.
     pub on_start: OnStart,
+    /// Applies instead of `on_start` at the first start after the machine booted (the kernel's boot_id changed).
+    pub on_boot: OnStart,
     pub on_stop: OnStop,
 }
 
@@ -198,8 +241,18 @@ pub enum LampLux {
     Fixed(f64),
 }
 
+/// `control.strategy`: what decides the light inside the window in auto mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// The lux band `on_below_lux` / `off_above_lux`.
+    Threshold,
+    /// Light to the daily light integral target of `[dli]` (the band only while no DLI decision is possible).
+    Dli,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlSettings {
+    pub strategy: Strategy,
     pub on_below_lux: f64,
     pub off_above_lux: f64,
     pub min_on: Duration,
@@ -219,6 +272,74 @@ pub struct MonitorSettings {
     pub lamp_min_rise_lux: f64,
 }
 
+/// `[dli]`: daily light integral accounting and the `dli` strategy's target, lamp figures and prices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DliSettings {
+    /// The crop's daily target in mol m⁻² d⁻¹; 0 = accounting only (needs > 0 with strategy "dli").
+    pub target_mol: f64,
+    /// PPFD (µmol m⁻² s⁻¹) per lux of sunlight.
+    pub sun_umol_per_lux: f64,
+    /// The lamp's PPFD at the canopy; 0 = estimate it from the lamp's lux × `lamp_umol_per_lux`.
+    pub lamp_ppfd: f64,
+    pub lamp_umol_per_lux: f64,
+    /// Electrical power of the lamps (W), for kWh and cost; 0 = not reported.
+    pub lamp_watts: f64,
+    /// A surplus or deficit of up to this much (mol) carries into the next day's target.
+    pub carry_max_mol: f64,
+    /// Electricity prices by local time, sorted by `from`, never overlapping; other times cost `default_price`.
+    pub tariff: Vec<TariffPeriod>,
+    /// Price per kWh outside every tariff period.
+    pub default_price: f64,
+}
+
+/// One `[[dli.tariff]]` period: `[from, to)` in minutes of the local day; `from > to` wraps midnight; never
+/// `from == to`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TariffPeriod {
+    pub from: u16,
+    pub to: u16,
+    /// Price per kWh in this period.
+    pub price: f64,
+}
+
+impl TariffPeriod {
+    /// True when `minute` (of the day, 0..1440) falls inside the period.
+    pub fn contains(&self, minute: u16) -> bool {
+        if self.from < self.to {
+            (self.from..self.to).contains(&minute)
+        } else {
+            minute >= self.from || minute < self.to
+        }
+    }
+}
+
+impl DliSettings {
+    /// The price per kWh at `minute` of the local day.
+    pub fn price_at(&self, minute: u16) -> f64 {
+        self.tariff
+            .iter()
+            .find(|p| p.contains(minute))
+            .map_or(self.default_price, |p| p.price)
+    }
+}
+
+/// `[homeassistant]`: MQTT discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HomeAssistantSettings {
+    pub discovery: bool,
+    /// A valid topic prefix (no wildcards, no leading/trailing '/').
+    pub discovery_prefix: String,
+    /// Home Assistant's birth/last-will topic (`online` triggers a re-announcement).
+    pub status_topic: String,
+}
+
+/// `[http]`: the read-only dashboard, `/metrics` and `/api`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// `None` = off (`listen = ""`).
+    pub listen: Option<SocketAddr>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Ambient {
     /// Sunrise/sunset curve with clouds.
@@ -232,6 +353,9 @@ pub struct MockSettings {
     pub ambient: Ambient,
     pub lamp_lux: f64,
     pub time_scale: f64,
+    /// A weather CSV (`time,lux`) used instead of `ambient`; the file exists and is readable (its content is
+    /// checked by the simulator).
+    pub weather: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -240,22 +364,65 @@ mod tests {
 
     #[test]
     fn broker_url_display_and_server_uri() {
-        let plain = BrokerUrl::Remote {
+        let plain = Endpoint {
             host: "broker.lan".into(),
             port: 1883,
             tls: false,
         };
         assert_eq!(plain.to_string(), "mqtt://broker.lan:1883");
-        assert_eq!(plain.server_uri().as_deref(), Some("tcp://broker.lan:1883"));
-        let v6 = BrokerUrl::Remote {
+        assert_eq!(plain.server_uri(), "tcp://broker.lan:1883");
+        let v6 = Endpoint {
             host: "fd00::1".into(),
             port: 8883,
             tls: true,
         };
         assert_eq!(v6.to_string(), "mqtts://[fd00::1]:8883");
-        assert_eq!(v6.server_uri().as_deref(), Some("ssl://[fd00::1]:8883"));
+        assert_eq!(v6.server_uri(), "ssl://[fd00::1]:8883");
+        let list = BrokerUrl::Remote(vec![plain.clone(), v6]);
+        assert_eq!(
+            list.to_string(),
+            "mqtt://broker.lan:1883, mqtts://[fd00::1]:8883"
+        );
+        assert_eq!(
+            list.server_uris(),
+            vec!["tcp://broker.lan:1883", "ssl://[fd00::1]:8883"]
+        );
+        assert!(!BrokerUrl::Remote(vec![plain]).tls());
         assert_eq!(BrokerUrl::Embedded.to_string(), "embedded");
-        assert_eq!(BrokerUrl::Embedded.server_uri(), None);
+        assert!(BrokerUrl::Embedded.server_uris().is_empty());
+        assert!(!BrokerUrl::Embedded.tls());
+    }
+
+    #[test]
+    fn tariff_periods_wrap_midnight_and_default_price_fills_the_rest() {
+        let dli = DliSettings {
+            target_mol: 0.0,
+            sun_umol_per_lux: 0.0185,
+            lamp_ppfd: 0.0,
+            lamp_umol_per_lux: 0.0135,
+            lamp_watts: 0.0,
+            carry_max_mol: 0.0,
+            tariff: vec![
+                TariffPeriod {
+                    from: 7 * 60,
+                    to: 12 * 60,
+                    price: 0.3,
+                },
+                TariffPeriod {
+                    from: 22 * 60,
+                    to: 6 * 60,
+                    price: 0.1,
+                },
+            ],
+            default_price: 0.2,
+        };
+        assert_eq!(dli.price_at(7 * 60), 0.3);
+        assert_eq!(dli.price_at(12 * 60 - 1), 0.3);
+        assert_eq!(dli.price_at(12 * 60), 0.2);
+        assert_eq!(dli.price_at(23 * 60), 0.1);
+        assert_eq!(dli.price_at(0), 0.1);
+        assert_eq!(dli.price_at(6 * 60 - 1), 0.1);
+        assert_eq!(dli.price_at(6 * 60), 0.2);
     }
 
     #[test]

@@ -40,10 +40,14 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "stale_after_s",
         ],
     ),
-    ("relay", &["gpio", "active_low", "on_start", "on_stop"]),
+    (
+        "relay",
+        &["gpio", "active_low", "on_start", "on_boot", "on_stop"],
+    ),
     (
         "control",
         &[
+            "strategy",
             "on_below_lux",
             "off_above_lux",
             "min_on_s",
@@ -55,14 +59,43 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
     ("monitor", &["settle_s", "lamp_min_rise_lux"]),
-    ("mock", &["ambient", "lamp_lux", "time_scale"]),
+    (
+        "dli",
+        &[
+            "target_mol",
+            "sun_umol_per_lux",
+            "lamp_ppfd",
+            "lamp_umol_per_lux",
+            "lamp_watts",
+            "carry_max_mol",
+            "tariff",
+            "default_price",
+        ],
+    ),
+    (
+        "homeassistant",
+        &["discovery", "discovery_prefix", "status_topic"],
+    ),
+    ("http", &["listen"]),
+    ("mock", &["ambient", "lamp_lux", "time_scale", "weather"]),
 ];
+
+/// The keys of one `[[dli.tariff]]` entry.
+pub const TARIFF_KEYS: &[&str] = &["from", "to", "price"];
 
 /// A key that takes either a number or a word (`control.lamp_lux`, `mock.ambient`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum NumberOrText {
     Number(f64),
     Text(String),
+}
+
+/// `mqtt.url`: one URL, or a list of them (failover in order).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OneOrMany {
+    One(String),
+    /// The list's strings; `None` for an element that is not a string (reported as `mqtt.url[i]`).
+    Many(Vec<Option<String>>),
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -73,7 +106,7 @@ pub struct RawDevice {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawMqtt {
-    pub url: Option<String>,
+    pub url: Option<OneOrMany>,
     pub embedded_listen: Option<String>,
     pub client_id: Option<String>,
     pub topic_prefix: Option<String>,
@@ -101,11 +134,13 @@ pub struct RawRelay {
     pub gpio: Option<i64>,
     pub active_low: Option<bool>,
     pub on_start: Option<String>,
+    pub on_boot: Option<String>,
     pub on_stop: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawControl {
+    pub strategy: Option<String>,
     pub on_below_lux: Option<f64>,
     pub off_above_lux: Option<f64>,
     pub min_on_s: Option<f64>,
@@ -123,10 +158,44 @@ pub struct RawMonitor {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawDli {
+    pub target_mol: Option<f64>,
+    pub sun_umol_per_lux: Option<f64>,
+    pub lamp_ppfd: Option<f64>,
+    pub lamp_umol_per_lux: Option<f64>,
+    pub lamp_watts: Option<f64>,
+    pub carry_max_mol: Option<f64>,
+    /// `None` when absent (or not an array); an entry that is not a table is `None` (and a problem).
+    pub tariff: Option<Vec<Option<RawTariff>>>,
+    pub default_price: Option<f64>,
+}
+
+/// One `[[dli.tariff]]` entry as written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawTariff {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub price: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawHomeAssistant {
+    pub discovery: Option<bool>,
+    pub discovery_prefix: Option<String>,
+    pub status_topic: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawHttp {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawMock {
     pub ambient: Option<NumberOrText>,
     pub lamp_lux: Option<f64>,
     pub time_scale: Option<f64>,
+    pub weather: Option<String>,
 }
 
 /// The file as written: `None` wherever a key is absent or had the wrong type (reported as a [`Problem`]).
@@ -138,6 +207,9 @@ pub struct RawConfig {
     pub relay: RawRelay,
     pub control: RawControl,
     pub monitor: RawMonitor,
+    pub dli: RawDli,
+    pub homeassistant: RawHomeAssistant,
+    pub http: RawHttp,
     pub mock: RawMock,
     /// Key paths that were present but unusable (wrong type, inf/nan): validation raises no follow-up problems
     /// about them (such as a cross-check against the default that replaced them).
@@ -193,7 +265,7 @@ impl RawConfig {
 
         let mqtt = r("mqtt");
         let raw_mqtt = RawMqtt {
-            url: mqtt.string("url", problems),
+            url: mqtt.one_or_many("url", problems),
             embedded_listen: mqtt.string("embedded_listen", problems),
             client_id: mqtt.string("client_id", problems),
             topic_prefix: mqtt.string("topic_prefix", problems),
@@ -223,12 +295,14 @@ impl RawConfig {
             gpio: relay.integer("gpio", problems),
             active_low: relay.boolean("active_low", problems),
             on_start: relay.string("on_start", problems),
+            on_boot: relay.string("on_boot", problems),
             on_stop: relay.string("on_stop", problems),
         };
         relay.finish(problems);
 
         let control = r("control");
         let raw_control = RawControl {
+            strategy: control.string("strategy", problems),
             on_below_lux: control.number("on_below_lux", problems),
             off_above_lux: control.number("off_above_lux", problems),
             min_on_s: control.number("min_on_s", problems),
@@ -247,11 +321,39 @@ impl RawConfig {
         };
         monitor.finish(problems);
 
+        let dli = r("dli");
+        let raw_dli = RawDli {
+            target_mol: dli.number("target_mol", problems),
+            sun_umol_per_lux: dli.number("sun_umol_per_lux", problems),
+            lamp_ppfd: dli.number("lamp_ppfd", problems),
+            lamp_umol_per_lux: dli.number("lamp_umol_per_lux", problems),
+            lamp_watts: dli.number("lamp_watts", problems),
+            carry_max_mol: dli.number("carry_max_mol", problems),
+            tariff: dli.tariff("tariff", problems),
+            default_price: dli.number("default_price", problems),
+        };
+        dli.finish(problems);
+
+        let ha = r("homeassistant");
+        let raw_ha = RawHomeAssistant {
+            discovery: ha.boolean("discovery", problems),
+            discovery_prefix: ha.string("discovery_prefix", problems),
+            status_topic: ha.string("status_topic", problems),
+        };
+        ha.finish(problems);
+
+        let http = r("http");
+        let raw_http = RawHttp {
+            listen: http.string("listen", problems),
+        };
+        http.finish(problems);
+
         let mock = r("mock");
         let raw_mock = RawMock {
             ambient: mock.number_or_text("ambient", problems),
             lamp_lux: mock.number("lamp_lux", problems),
             time_scale: mock.number("time_scale", problems),
+            weather: mock.string("weather", problems),
         };
         mock.finish(problems);
 
@@ -262,15 +364,21 @@ impl RawConfig {
             relay: raw_relay,
             control: raw_control,
             monitor: raw_monitor,
+            dli: raw_dli,
+            homeassistant: raw_ha,
+            http: raw_http,
             mock: raw_mock,
             mistyped: problems.iter().map(|p| p.key.clone()).collect(),
         }
     }
 }
 
-/// Reads the keys of one section, each type-checked on its own.
+/// Reads the keys of one section (or of one `[[dli.tariff]]` entry), each type-checked on its own.
 struct Reader<'a> {
-    section: &'static str,
+    /// Key path prefix: `mqtt`, `dli.tariff[2]`.
+    section: String,
+    /// How the table is written in the file, for messages: `[mqtt]`, `[[dli.tariff]]`.
+    header: String,
     keys: &'static [&'static str],
     table: Option<&'a Table>,
 }
@@ -283,7 +391,8 @@ impl<'a> Reader<'a> {
             .map(|(_, k)| *k)
             .unwrap_or(&[]);
         Reader {
-            section,
+            section: section.to_string(),
+            header: format!("[{section}]"),
             keys,
             table: root.get(section).and_then(Value::as_table),
         }
@@ -371,6 +480,87 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A string or an array of strings; an element of another type is a problem of `key[i]`.
+    fn one_or_many(&self, key: &str, problems: &mut Vec<Problem>) -> Option<OneOrMany> {
+        match self.get(key)? {
+            Value::String(s) => Some(OneOrMany::One(s.clone())),
+            Value::Array(items) => Some(OneOrMany::Many(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| match item {
+                        Value::String(s) => Some(s.clone()),
+                        other => {
+                            problems.push(Problem::new(
+                                format!("{}[{i}]", self.path(key)),
+                                format!(
+                                    "({}) must be a string (in quotes), not {}",
+                                    describe(other),
+                                    kind(other)
+                                ),
+                            ));
+                            None
+                        }
+                    })
+                    .collect(),
+            )),
+            other => {
+                self.wrong(
+                    key,
+                    other,
+                    "a string (in quotes) or a list of strings",
+                    problems,
+                );
+                None
+            }
+        }
+    }
+
+    /// `[[dli.tariff]]`: an array of tables, each entry walked like a section (`dli.tariff[i].price`).
+    fn tariff(&self, key: &str, problems: &mut Vec<Problem>) -> Option<Vec<Option<RawTariff>>> {
+        let items = match self.get(key)? {
+            Value::Array(items) => items,
+            other => {
+                self.wrong(
+                    key,
+                    other,
+                    "a list of periods, each written as a [[dli.tariff]] table with from, to and price",
+                    problems,
+                );
+                return None;
+            }
+        };
+        let mut entries = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{}[{i}]", self.path(key));
+            let Value::Table(table) = item else {
+                problems.push(Problem::new(
+                    path,
+                    format!(
+                        "({}) must be a table with from, to and price (write it as a [[dli.tariff]] section), not {}",
+                        describe(item),
+                        kind(item)
+                    ),
+                ));
+                entries.push(None);
+                continue;
+            };
+            let entry = Reader {
+                section: path,
+                header: "[[dli.tariff]]".to_string(),
+                keys: TARIFF_KEYS,
+                table: Some(table),
+            };
+            entries.push(Some(RawTariff {
+                from: entry.string("from", problems),
+                to: entry.string("to", problems),
+                price: entry.number("price", problems),
+            }));
+            entry.finish(problems);
+        }
+        Some(entries)
+    }
+
     /// Reports every key of the section that the schema does not know.
     fn finish(self, problems: &mut Vec<Problem>) {
         let Some(table) = self.table else { return };
@@ -379,9 +569,9 @@ impl<'a> Reader<'a> {
                 problems.push(Problem::new(
                     self.path(key),
                     format!(
-                        "is not a known key{} (known keys in [{}]: {})",
+                        "is not a known key{} (known keys in {}: {})",
                         suggestion(key, self.keys, |k| format!("{}.{k}", self.section)),
-                        self.section,
+                        self.header,
                         self.keys.join(", ")
                     ),
                 ));

@@ -3,7 +3,8 @@
 use super::Settings;
 
 /// Key paths whose value differs between `old` and `new` and that only take effect after a restart: every key
-/// outside `[control]` and `[monitor]` (those apply live). A changed password counts as `mqtt.password_file`.
+/// outside `[control]`, `[monitor]` and `[dli]` (those apply live). A changed password counts as
+/// `mqtt.password_file`.
 pub fn restart_required_changes(old: &Settings, new: &Settings) -> Vec<String> {
     let mut changed = Vec::new();
     let mut check = |key: &str, differs: bool| {
@@ -46,12 +47,26 @@ pub fn restart_required_changes(old: &Settings, new: &Settings) -> Vec<String> {
     check("relay.gpio", o.gpio != n.gpio);
     check("relay.active_low", o.active_low != n.active_low);
     check("relay.on_start", o.on_start != n.on_start);
+    check("relay.on_boot", o.on_boot != n.on_boot);
     check("relay.on_stop", o.on_stop != n.on_stop);
+
+    let (o, n) = (&old.homeassistant, &new.homeassistant);
+    check("homeassistant.discovery", o.discovery != n.discovery);
+    check(
+        "homeassistant.discovery_prefix",
+        o.discovery_prefix != n.discovery_prefix,
+    );
+    check(
+        "homeassistant.status_topic",
+        o.status_topic != n.status_topic,
+    );
+    check("http.listen", old.http.listen != new.http.listen);
 
     let (o, n) = (&old.mock, &new.mock);
     check("mock.ambient", o.ambient != n.ambient);
     check("mock.lamp_lux", o.lamp_lux != n.lamp_lux);
     check("mock.time_scale", o.time_scale != n.time_scale);
+    check("mock.weather", o.weather != n.weather);
     changed
 }
 
@@ -78,8 +93,12 @@ mod tests {
     }
 
     #[test]
-    fn control_and_monitor_changes_apply_live() {
-        let new = load("[control]\non_below_lux = 100\nwindow = \"\"\n[monitor]\nsettle_s = 9\n");
+    fn control_monitor_and_dli_changes_apply_live() {
+        let new = load(
+            "[control]\non_below_lux = 100\nwindow = \"\"\n[monitor]\nsettle_s = 9\n\
+             [dli]\ntarget_mol = 12\nlamp_ppfd = 150\ndefault_price = 0.2\n\
+             [[dli.tariff]]\nfrom = \"07:00\"\nto = \"23:00\"\nprice = 0.3\n",
+        );
         assert_ne!(new, load(""));
         assert!(restart_required_changes(&load(""), &new).is_empty());
     }
@@ -88,7 +107,8 @@ mod tests {
     fn other_changes_are_listed_by_key_path() {
         let new = load(
             "[device]\nname = \"x\"\n[mqtt]\nurl = \"mqtt://b\"\nqos = 2\n[sensor]\ninterval_s = 3\n\
-             [relay]\ngpio = 5\n[control]\nmin_on_s = 1\n[mock]\ntime_scale = 2\n",
+             [relay]\ngpio = 5\non_boot = \"restore\"\n[control]\nmin_on_s = 1\n\
+             [homeassistant]\ndiscovery = false\n[http]\nlisten = \"\"\n[mock]\ntime_scale = 2\n",
         );
         assert_eq!(
             restart_required_changes(&load(""), &new),
@@ -98,6 +118,9 @@ mod tests {
                 "mqtt.qos",
                 "sensor.interval_s",
                 "relay.gpio",
+                "relay.on_boot",
+                "homeassistant.discovery",
+                "http.listen",
                 "mock.time_scale"
             ]
         );

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use toml::Value;
 
-use super::validate::num;
-use super::{Ambient, FailurePolicy, LampLux, OnStart, OnStop, SensorSource, Settings};
+use super::validate::{hhmm, num};
+use super::{
+    Ambient, BrokerUrl, FailurePolicy, LampLux, OnStart, OnStop, SensorSource, Settings, Strategy,
+};
 
 /// Shown instead of the MQTT password.
 pub const REDACTED: &str = "<redacted>";
@@ -36,7 +38,7 @@ pub fn render_effective(s: &Settings) -> String {
 
     let m = &s.mqtt;
     let mut mqtt = vec![
-        ("url", text(&m.url.to_string())),
+        ("url", broker_url(&m.url)),
         ("embedded_listen", text(&m.embedded_listen.to_string())),
         ("client_id", text(&m.client_id)),
         ("topic_prefix", text(&m.topic_prefix)),
@@ -73,7 +75,7 @@ pub fn render_effective(s: &Settings) -> String {
     );
 
     let r = &s.relay;
-    let on_start = match r.on_start {
+    let on_start = |o: OnStart| match o {
         OnStart::Off => "off",
         OnStart::On => "on",
         OnStart::Restore => "restore",
@@ -88,7 +90,8 @@ pub fn render_effective(s: &Settings) -> String {
         vec![
             ("gpio", r.gpio.to_string()),
             ("active_low", r.active_low.to_string()),
-            ("on_start", text(on_start)),
+            ("on_start", text(on_start(r.on_start))),
+            ("on_boot", text(on_start(r.on_boot))),
             ("on_stop", text(on_stop)),
         ],
     );
@@ -103,9 +106,14 @@ pub fn render_effective(s: &Settings) -> String {
         LampLux::Auto => text("auto"),
         LampLux::Fixed(lux) => float(lux),
     };
+    let strategy = match c.strategy {
+        Strategy::Threshold => "threshold",
+        Strategy::Dli => "dli",
+    };
     section(
         "control",
         vec![
+            ("strategy", text(strategy)),
             ("on_below_lux", float(c.on_below_lux)),
             ("off_above_lux", float(c.off_above_lux)),
             ("min_on_s", secs(c.min_on)),
@@ -131,6 +139,49 @@ pub fn render_effective(s: &Settings) -> String {
         ],
     );
 
+    let d = &s.dli;
+    section(
+        "dli",
+        vec![
+            ("target_mol", float(d.target_mol)),
+            ("sun_umol_per_lux", float(d.sun_umol_per_lux)),
+            ("lamp_ppfd", float(d.lamp_ppfd)),
+            ("lamp_umol_per_lux", float(d.lamp_umol_per_lux)),
+            ("lamp_watts", float(d.lamp_watts)),
+            ("carry_max_mol", float(d.carry_max_mol)),
+            ("default_price", float(d.default_price)),
+        ],
+    );
+    // Array-of-tables entries come after the [dli] keys (TOML would put later keys into the last entry).
+    for p in &d.tariff {
+        section(
+            "[dli.tariff]",
+            vec![
+                ("from", text(&hhmm(p.from))),
+                ("to", text(&hhmm(p.to))),
+                ("price", float(p.price)),
+            ],
+        );
+    }
+
+    let ha = &s.homeassistant;
+    section(
+        "homeassistant",
+        vec![
+            ("discovery", ha.discovery.to_string()),
+            ("discovery_prefix", text(&ha.discovery_prefix)),
+            ("status_topic", text(&ha.status_topic)),
+        ],
+    );
+
+    section(
+        "http",
+        vec![(
+            "listen",
+            text(&s.http.listen.map(|a| a.to_string()).unwrap_or_default()),
+        )],
+    );
+
     let ambient = match s.mock.ambient {
         Ambient::Day => "day".to_string(),
         Ambient::Constant(lux) => num(lux),
@@ -141,9 +192,25 @@ pub fn render_effective(s: &Settings) -> String {
             ("ambient", text(&ambient)),
             ("lamp_lux", float(s.mock.lamp_lux)),
             ("time_scale", float(s.mock.time_scale)),
+            ("weather", path(s.mock.weather.as_deref())),
         ],
     );
     out
+}
+
+/// `mqtt.url`: a string, or an array for a failover list.
+fn broker_url(url: &BrokerUrl) -> String {
+    match url.endpoints() {
+        [_, _, ..] => {
+            let items: Vec<String> = url
+                .endpoints()
+                .iter()
+                .map(|e| text(&e.to_string()))
+                .collect();
+            format!("[{}]", items.join(", "))
+        }
+        _ => text(&url.to_string()),
+    }
 }
 
 /// A TOML string literal, escaped.
@@ -191,6 +258,11 @@ mod tests {
         assert!(text.contains("\n[mqtt]\nurl = \"embedded\"\n"), "{text}");
         assert!(text.contains("address = 0x23\n"), "{text}");
         assert!(text.contains("window = \"06:00-22:00\"\n"), "{text}");
+        assert!(
+            text.contains("\n[http]\nlisten = \"127.0.0.1:8080\"\n"),
+            "{text}"
+        );
+        assert!(!text.contains("[[dli.tariff]]"), "{text}");
         assert_eq!(load_str_with(&text, &env()).unwrap(), s);
     }
 
@@ -201,8 +273,8 @@ mod tests {
             id = "gh-2"
             name = "North \"house\""
             [mqtt]
-            url = "mqtt://[fd00::1]:1884"
-            topic_prefix = "a/b"
+            url = ["mqtt://[fd00::1]:1884", "mqtt://b.lan"]
+            topic_prefix = "a/{device}"
             keepalive_s = 45
             qos = 0
             [sensor]
@@ -215,19 +287,43 @@ mod tests {
             gpio = 4
             active_low = true
             on_start = "restore"
+            on_boot = "on"
             on_stop = "keep"
             [control]
+            strategy = "dli"
             on_below_lux = 100.5
             off_above_lux = 300
             min_on_s = 0
             min_off_s = 1.5
-            window = "22:00-04:30"
+            window = "12:00-04:30"
             on_sensor_failure = "keep"
             override_max_s = 600
             lamp_lux = 0
             [monitor]
             settle_s = 0.5
             lamp_min_rise_lux = 20
+            [dli]
+            target_mol = 17.5
+            sun_umol_per_lux = 0.02
+            lamp_ppfd = 180
+            lamp_umol_per_lux = 0.015
+            lamp_watts = 600
+            carry_max_mol = 2
+            default_price = 0.25
+            [[dli.tariff]]
+            from = "23:00"
+            to = "24:00"
+            price = 0.1
+            [[dli.tariff]]
+            from = "00:00"
+            to = "06:30"
+            price = 0.12
+            [homeassistant]
+            discovery = false
+            discovery_prefix = "ha"
+            status_topic = "ha/status"
+            [http]
+            listen = ""
             [mock]
             ambient = "300.5"
             lamp_lux = 0
@@ -236,7 +332,15 @@ mod tests {
         let s = load_str_with(input, &env()).unwrap();
         let text = render_effective(&s);
         assert_eq!(load_str_with(&text, &env()).unwrap(), s, "{text}");
-        assert!(text.contains("url = \"mqtt://[fd00::1]:1884\""), "{text}");
+        assert!(
+            text.contains("url = [\"mqtt://[fd00::1]:1884\", \"mqtt://b.lan:1883\"]"),
+            "{text}"
+        );
+        assert!(text.contains("topic_prefix = \"a/gh-2\""), "{text}");
+        assert!(
+            text.contains("\n[[dli.tariff]]\nfrom = \"00:00\"\nto = \"06:30\"\nprice = 0.12\n"),
+            "{text}"
+        );
         assert!(text.contains("ambient = \"300.5\""), "{text}");
     }
 

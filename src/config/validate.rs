@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::load::Environment;
-use super::raw::{NumberOrText, RawConfig};
+use super::raw::{NumberOrText, OneOrMany, RawConfig, RawDli};
 use super::{
-    Ambient, BrokerUrl, ControlSettings, DeviceSettings, FailurePolicy, LampLux, MockSettings,
-    MonitorSettings, MqttSettings, OnStart, OnStop, Problem, RelaySettings, SensorSettings,
-    SensorSource, Settings, Window,
+    Ambient, BrokerUrl, ControlSettings, DeviceSettings, DliSettings, Endpoint, FailurePolicy,
+    HomeAssistantSettings, HttpSettings, LampLux, MockSettings, MonitorSettings, MqttSettings,
+    OnStart, OnStop, Problem, RelaySettings, SensorSettings, SensorSource, Settings, Strategy,
+    TariffPeriod, Window,
 };
 use crate::hw::bh1750::WORST_CASE_CYCLE;
 
@@ -25,10 +26,19 @@ pub const FALLBACK_DEVICE_ID: &str = "greenhouse";
 pub const CREDENTIAL_NAME: &str = "mqtt-password";
 
 const DAY_S: f64 = 86_400.0;
+/// The placeholder in `mqtt.topic_prefix` replaced by `device.id`.
+pub const DEVICE_PLACEHOLDER: &str = "{device}";
+/// Darkness every day needs with `control.strategy = "dli"`, in minutes (6 h).
+pub const MIN_DARK_MIN: u16 = 6 * 60;
+/// Highest daily light integral target accepted (full summer sun gives about 60 mol m⁻² d⁻¹).
+pub const MAX_DLI_MOL: f64 = 100.0;
+/// Highest price per kWh accepted (in any currency; only to catch a misplaced decimal point).
+const MAX_PRICE: f64 = 1_000_000.0;
 
 /// Accepted `mqtt.url` forms, quoted in the message when a URL is rejected.
 const URL_FORMS: &str = "accepted forms: \"embedded\", \"mqtt://host[:port]\" (default port 1883), \
-\"mqtts://host[:port]\" (TLS, default port 8883); IPv6 hosts in brackets, e.g. \"mqtt://[fd00::1]:1883\"";
+\"mqtts://host[:port]\" (TLS, default port 8883); IPv6 hosts in brackets, e.g. \"mqtt://[fd00::1]:1883\"; \
+or a list of mqtt(s):// URLs for failover, e.g. [\"mqtt://a:1883\", \"mqtt://b:1883\"]";
 
 /// Checks every value of `raw`, resolving relative file paths against `base_dir` (the configuration file's
 /// directory; `None` = the working directory). Returns every value problem found (the raw parse's own problems,
@@ -70,11 +80,7 @@ pub fn validate(
     };
 
     // [mqtt]
-    let url = c.map(
-        "mqtt.url",
-        raw.mqtt.url.as_deref().unwrap_or("embedded"),
-        parse_broker_url,
-    );
+    let url = check_broker_urls(&mut c, raw.mqtt.url.as_ref());
     let embedded_listen = c.map(
         "mqtt.embedded_listen",
         raw.mqtt.embedded_listen.as_deref().unwrap_or("127.0.0.1:1883"),
@@ -98,13 +104,15 @@ pub fn validate(
             cid.to_string()
         }
     };
-    let topic_prefix = c.map(
-        "mqtt.topic_prefix",
+    let topic_prefix = check_prefix_template(
+        &mut c,
         raw.mqtt
             .topic_prefix
             .as_deref()
             .unwrap_or("laboratory/greenhouse"),
-        |p| check_topic_prefix(p).map(|()| p.to_string()),
+        &id,
+        non_empty(&raw.device.id).is_some() || id != FALLBACK_DEVICE_ID,
+        usable(&["device.id"]),
     );
     let username = non_empty(&raw.mqtt.username).map(str::to_string);
     let (password_file, password) = match non_empty(&raw.mqtt.password_file) {
@@ -147,8 +155,7 @@ pub fn validate(
     }
     let tls = match &url {
         _ if !usable(&["mqtt.url"]) => None,
-        Some(BrokerUrl::Remote { tls, .. }) => Some(*tls),
-        Some(BrokerUrl::Embedded) => Some(false),
+        Some(url) => Some(url.tls()),
         None => None,
     };
     let tls_file = |c: &mut Check, key: &str, value: &Option<String>| -> Option<PathBuf> {
@@ -160,9 +167,9 @@ pub fn validate(
             c.push(
                 key,
                 format!(
-                    "({}) is only used with an mqtts:// url, but mqtt.url is {:?}; use mqtts://host[:port] or set \"\"",
+                    "({}) is only used with an mqtts:// url, but mqtt.url is {}; use mqtts://host[:port] or set \"\"",
                     path.display(),
-                    raw.mqtt.url.as_deref().unwrap_or("embedded")
+                    url.as_ref().map_or("embedded".to_string(), |u| format!("{:?}", u.to_string()))
                 ),
             );
         }
@@ -275,6 +282,16 @@ pub fn validate(
             ("restore", OnStart::Restore),
         ],
     );
+    let on_boot = c.choice(
+        "relay.on_boot",
+        raw.relay.on_boot.as_deref(),
+        OnStart::Off,
+        &[
+            ("off", OnStart::Off),
+            ("on", OnStart::On),
+            ("restore", OnStart::Restore),
+        ],
+    );
     let on_stop = c.choice(
         "relay.on_stop",
         raw.relay.on_stop.as_deref(),
@@ -287,6 +304,12 @@ pub fn validate(
     );
 
     // [control]
+    let strategy = c.choice(
+        "control.strategy",
+        raw.control.strategy.as_deref(),
+        Strategy::Threshold,
+        &[("threshold", Strategy::Threshold), ("dli", Strategy::Dli)],
+    );
     let lux_range =
         Range::closed(0.0, MAX_LUX, " lux").because(" (the BH1750 tops out at about 121 klx)");
     let on_below = c.range(
@@ -321,6 +344,11 @@ pub fn validate(
         raw.control.window.as_deref().unwrap_or("06:00-22:00"),
         parse_window,
     );
+    if strategy == Some(Strategy::Dli) && usable(&["control.strategy", "control.window"]) {
+        if let Some(window) = &window {
+            check_darkness(&mut c, *window);
+        }
+    }
     let on_sensor_failure = c.choice(
         "control.on_sensor_failure",
         raw.control.on_sensor_failure.as_deref(),
@@ -368,6 +396,66 @@ pub fn validate(
         lux_range,
     );
 
+    // [dli]
+    let dli = check_dli(&mut c, &raw.dli);
+    // A negative target is already a range problem; 0 (the default) is the one this check adds.
+    let target = raw.dli.target_mol.unwrap_or(0.0);
+    if strategy == Some(Strategy::Dli)
+        && target == 0.0
+        && usable(&["control.strategy", "dli.target_mol"])
+    {
+        c.push(
+            "dli.target_mol",
+            format!(
+                "({}) must be greater than 0 with control.strategy = \"dli\": the daily light integral to reach, in mol m⁻² d⁻¹ (lettuce ~17, herbs ~12, tomato 20-25)",
+                num(target)
+            ),
+        );
+    }
+
+    // [homeassistant]
+    let discovery_prefix = c.map(
+        "homeassistant.discovery_prefix",
+        raw.homeassistant
+            .discovery_prefix
+            .as_deref()
+            .unwrap_or("homeassistant"),
+        |p| check_topic_prefix(p).map(|()| p.to_string()),
+    );
+    let status_topic = c.map(
+        "homeassistant.status_topic",
+        raw.homeassistant
+            .status_topic
+            .as_deref()
+            .unwrap_or("homeassistant/status"),
+        |t| {
+            if t.is_empty() {
+                Err(
+                    "must not be empty (Home Assistant's default is \"homeassistant/status\")"
+                        .to_string(),
+                )
+            } else {
+                check_topic_name(t)
+                    .map(|()| t.to_string())
+                    .map_err(|why| format!("({t:?}) {why}"))
+            }
+        },
+    );
+
+    // [http]
+    let listen = c.map(
+        "http.listen",
+        raw.http.listen.as_deref().unwrap_or("127.0.0.1:8080"),
+        |s| {
+            if s.trim().is_empty() {
+                return Ok(None);
+            }
+            s.trim().parse::<SocketAddr>().map(Some).map_err(|_| {
+                format!("({s:?}) must be a socket address such as \"127.0.0.1:8080\" (this machine only), \"0.0.0.0:8080\" (the LAN) or \"[::1]:8080\"; \"\" turns the HTTP server off")
+            })
+        },
+    );
+
     // [mock]
     let mock_lux = Range::closed(0.0, MAX_MOCK_LUX, " lux");
     let ambient = match &raw.mock.ambient {
@@ -396,12 +484,25 @@ pub fn validate(
         1.0,
         Range::open(0.0, 100_000.0, ""),
     );
+    let weather = non_empty(&raw.mock.weather).map(|file| {
+        let path = resolve(base_dir, file);
+        if let Err(why) = check_readable(&path) {
+            c.push(
+                "mock.weather",
+                format!("({}) {why}; point it at a weather CSV (header `time,lux`) or set \"\" to use mock.ambient", path.display()),
+            );
+        }
+        path
+    });
 
     c.problems.retain(|p| !raw.mistyped.contains(&p.key));
     if !c.problems.is_empty() || !raw.mistyped.is_empty() {
         return Err(c.problems);
     }
     // With no problem every check returned Some; the fallbacks below are never used.
+    let Some(dli) = dli else {
+        return Err(c.problems);
+    };
     Ok(Settings {
         device: DeviceSettings { id, name },
         mqtt: MqttSettings {
@@ -430,9 +531,11 @@ pub fn validate(
             gpio: gpio.map_or(17, |g| g as u8),
             active_low: raw.relay.active_low.unwrap_or(false),
             on_start: on_start.unwrap_or(OnStart::Off),
+            on_boot: on_boot.unwrap_or(OnStart::Off),
             on_stop: on_stop.unwrap_or(OnStop::Off),
         },
         control: ControlSettings {
+            strategy: strategy.unwrap_or(Strategy::Threshold),
             on_below_lux: on_below.unwrap_or(450.0),
             off_above_lux: off_above.unwrap_or(550.0),
             min_on: min_on.unwrap_or_default(),
@@ -446,12 +549,302 @@ pub fn validate(
             settle: settle.unwrap_or_default(),
             lamp_min_rise_lux: lamp_min_rise_lux.unwrap_or(0.0),
         },
+        dli,
+        homeassistant: HomeAssistantSettings {
+            discovery: raw.homeassistant.discovery.unwrap_or(true),
+            discovery_prefix: discovery_prefix.unwrap_or_default(),
+            status_topic: status_topic.unwrap_or_default(),
+        },
+        http: HttpSettings {
+            listen: listen.flatten(),
+        },
         mock: MockSettings {
             ambient: ambient.unwrap_or(Ambient::Day),
             lamp_lux: mock_lamp_lux.unwrap_or(400.0),
             time_scale: time_scale.unwrap_or(1.0),
+            weather,
         },
     })
+}
+
+/// `mqtt.url`: one URL or a non-empty list of them (failover in order). Problems of one list element are
+/// reported as `mqtt.url[i]`, problems of the list as `mqtt.url`.
+fn check_broker_urls(c: &mut Check, value: Option<&OneOrMany>) -> Option<BrokerUrl> {
+    let list = match value {
+        None => return Some(BrokerUrl::Embedded),
+        Some(OneOrMany::One(url)) => return c.map("mqtt.url", url, parse_broker_url),
+        Some(OneOrMany::Many(list)) => list,
+    };
+    if list.is_empty() {
+        c.push(
+            "mqtt.url",
+            format!("([]) must not be an empty list; {URL_FORMS}"),
+        );
+        return None;
+    }
+    if list.len() == 1 {
+        // A one-element list is the same as the URL alone ("embedded" included).
+        let url = list[0].as_deref()?;
+        return c.map("mqtt.url[0]", url, parse_broker_url);
+    }
+    let mut endpoints = Vec::with_capacity(list.len());
+    let mut ok = true;
+    for (i, url) in list.iter().enumerate() {
+        let key = format!("mqtt.url[{i}]");
+        let Some(url) = url else {
+            ok = false; // Mistyped: already reported.
+            continue;
+        };
+        if url == "embedded" {
+            c.push(
+                &key,
+                "(\"embedded\") can only be used alone (url = \"embedded\"), not in a failover list of remote brokers",
+            );
+            ok = false;
+            continue;
+        }
+        match parse_broker_url(url) {
+            Ok(BrokerUrl::Remote(one)) => {
+                for endpoint in one {
+                    if let Some(first) = endpoints.iter().position(|e| *e == endpoint) {
+                        c.push(
+                            &key,
+                            format!("({url:?}) is the same broker as mqtt.url[{first}]; list each broker once"),
+                        );
+                        ok = false;
+                    }
+                    endpoints.push(endpoint);
+                }
+            }
+            Ok(BrokerUrl::Embedded) => ok = false,
+            Err(why) => {
+                c.push(&key, why);
+                ok = false;
+            }
+        }
+    }
+    if ok && endpoints.iter().any(|e| e.tls) && endpoints.iter().any(|e| !e.tls) {
+        c.push(
+            "mqtt.url",
+            "mixes mqtts:// and mqtt:// URLs: failing over would drop TLS; use mqtts:// for every broker or for none",
+        );
+        ok = false;
+    }
+    ok.then_some(BrokerUrl::Remote(endpoints))
+}
+
+/// `mqtt.topic_prefix` with `{device}` replaced by `id`. `id_chosen`: the id was set or came from a usable host
+/// name (not the fallback every such gateway shares); `id_usable`: `device.id` itself is valid (else its own
+/// problem is enough).
+fn check_prefix_template(
+    c: &mut Check,
+    template: &str,
+    id: &str,
+    id_chosen: bool,
+    id_usable: bool,
+) -> Option<String> {
+    const KEY: &str = "mqtt.topic_prefix";
+    let templated = template.contains(DEVICE_PLACEHOLDER);
+    let prefix = template.replace(DEVICE_PLACEHOLDER, id);
+    if prefix.contains(['{', '}']) {
+        c.push(
+            KEY,
+            format!("({template:?}) has an unknown placeholder: only {DEVICE_PLACEHOLDER} is replaced (by device.id), braces are not allowed otherwise"),
+        );
+        return None;
+    }
+    if !templated {
+        return c.map(KEY, template, |p| {
+            check_topic_prefix(p).map(|()| p.to_string())
+        });
+    }
+    if !id_usable || !is_valid_device_id(id) {
+        return None;
+    }
+    if !id_chosen {
+        c.push(
+            KEY,
+            format!("({template:?}) uses {DEVICE_PLACEHOLDER}, but device.id is not set and the host name gives none: every such gateway would share the prefix {prefix:?}; set device.id"),
+        );
+        return None;
+    }
+    match check_topic_prefix(&prefix) {
+        Ok(()) => Some(prefix),
+        Err(why) => {
+            c.push(
+                KEY,
+                format!("({template:?}, with {DEVICE_PLACEHOLDER} = {id:?}) is not a valid prefix: {why}"),
+            );
+            None
+        }
+    }
+}
+
+/// With `control.strategy = "dli"` every day needs at least [`MIN_DARK_MIN`] of contiguous darkness outside the
+/// window (`None` = always allowed = no darkness).
+fn check_darkness(c: &mut Check, window: Option<Window>) {
+    let (shown, dark) = match window {
+        None => ("\"\"".to_string(), 0),
+        Some(w) => {
+            let light = (w.end_min + 1440 - w.start_min) % 1440;
+            (format!("{:?}", w.to_string()), 1440 - light)
+        }
+    };
+    if dark < MIN_DARK_MIN {
+        c.push(
+            "control.window",
+            format!(
+                "({shown}) leaves {} of darkness a day; with control.strategy = \"dli\" it must leave at least 6 h in one piece (a window of at most 18 h, e.g. \"06:00-22:00\")",
+                hours(dark)
+            ),
+        );
+    }
+}
+
+/// Minutes as `5 h` / `5 h 30 min`.
+fn hours(min: u16) -> String {
+    match min % 60 {
+        0 => format!("{} h", min / 60),
+        m => format!("{} h {m} min", min / 60),
+    }
+}
+
+/// `[dli]` and its `[[dli.tariff]]` periods (sorted by start, checked for overlaps).
+fn check_dli(c: &mut Check, raw: &RawDli) -> Option<DliSettings> {
+    let mol = Range::closed(0.0, MAX_DLI_MOL, " mol m⁻² d⁻¹");
+    let per_lux = Range::open(0.0, 1.0, " µmol m⁻² s⁻¹ per lux");
+    let price = Range::closed(0.0, MAX_PRICE, " per kWh");
+    let target_mol = c.range("dli.target_mol", raw.target_mol, 0.0, mol);
+    let sun_umol_per_lux = c.range(
+        "dli.sun_umol_per_lux",
+        raw.sun_umol_per_lux,
+        0.0185,
+        per_lux,
+    );
+    let lamp_ppfd = c.range(
+        "dli.lamp_ppfd",
+        raw.lamp_ppfd,
+        0.0,
+        Range::closed(0.0, 5000.0, " µmol m⁻² s⁻¹").because(" (full sun is about 2000)"),
+    );
+    let lamp_umol_per_lux = c.range(
+        "dli.lamp_umol_per_lux",
+        raw.lamp_umol_per_lux,
+        0.0135,
+        per_lux,
+    );
+    let lamp_watts = c.range(
+        "dli.lamp_watts",
+        raw.lamp_watts,
+        0.0,
+        Range::closed(0.0, 1_000_000.0, " W"),
+    );
+    let carry_max_mol = c.range("dli.carry_max_mol", raw.carry_max_mol, 0.0, mol);
+    let default_price = c.range("dli.default_price", raw.default_price, 0.0, price);
+
+    let mut tariff = Vec::new();
+    let mut tariff_ok = true;
+    for (i, entry) in raw.tariff.iter().flatten().enumerate() {
+        let key = |field: &str| format!("dli.tariff[{i}]{field}");
+        let Some(entry) = entry else {
+            tariff_ok = false; // Not a table: already reported.
+            continue;
+        };
+        let mut time = |field: &str, value: &Option<String>| -> Option<u16> {
+            let Some(text) = value else {
+                c.push(
+                    key(field),
+                    "is missing: each [[dli.tariff]] period needs from, to (\"HH:MM\", local time) and price",
+                );
+                return None;
+            };
+            let minute = match text.trim() {
+                "24:00" if field == ".to" => Some(0),
+                t => parse_hhmm(t),
+            };
+            if minute.is_none() {
+                c.push(
+                    key(field),
+                    format!("({text:?}) must be \"HH:MM\" in local 24-hour time, e.g. \"07:00\""),
+                );
+            }
+            minute
+        };
+        let from = time(".from", &entry.from);
+        let to = time(".to", &entry.to);
+        let price = match entry.price {
+            None => {
+                c.push(
+                    key(".price"),
+                    "is missing: each [[dli.tariff]] period needs a price per kWh",
+                );
+                None
+            }
+            Some(p) => c.range(&key(".price"), Some(p), 0.0, price),
+        };
+        match (from, to, price) {
+            (Some(from), Some(to), _) if from == to => {
+                c.push(
+                    key(""),
+                    format!(
+                        "({}-{}) is empty or the whole day: from and to must differ (a period may wrap midnight, e.g. from = \"22:00\", to = \"06:00\"); for one price all day set dli.default_price",
+                        hhmm(from), hhmm(to)
+                    ),
+                );
+                tariff_ok = false;
+            }
+            (Some(from), Some(to), Some(price)) => {
+                tariff.push((i, TariffPeriod { from, to, price }))
+            }
+            _ => tariff_ok = false,
+        }
+    }
+    // Overlaps: mark each minute of the day with the period that prices it.
+    let mut owner: Vec<Option<usize>> = vec![None; 1440];
+    for (n, (i, period)) in tariff.iter().enumerate() {
+        let mut clashes: Vec<usize> = Vec::new();
+        for minute in 0..1440u16 {
+            if !period.contains(minute) {
+                continue;
+            }
+            match owner[usize::from(minute)] {
+                Some(other) if !clashes.contains(&other) => clashes.push(other),
+                Some(_) => {}
+                None => owner[usize::from(minute)] = Some(n),
+            }
+        }
+        for other in clashes {
+            let (j, p) = &tariff[other];
+            c.push(
+                format!("dli.tariff[{i}]"),
+                format!(
+                    "({}-{}) overlaps dli.tariff[{j}] ({}-{}): each time of day may have one price only",
+                    hhmm(period.from),
+                    hhmm(period.to),
+                    hhmm(p.from),
+                    hhmm(p.to)
+                ),
+            );
+            tariff_ok = false;
+        }
+    }
+    let mut tariff: Vec<TariffPeriod> = tariff.into_iter().map(|(_, p)| p).collect();
+    tariff.sort_by_key(|p| p.from);
+    Some(DliSettings {
+        target_mol: target_mol?,
+        sun_umol_per_lux: sun_umol_per_lux?,
+        lamp_ppfd: lamp_ppfd?,
+        lamp_umol_per_lux: lamp_umol_per_lux?,
+        lamp_watts: lamp_watts?,
+        carry_max_mol: carry_max_mol?,
+        tariff: tariff_ok.then_some(tariff)?,
+        default_price: default_price?,
+    })
+}
+
+/// Minutes of the day as `HH:MM`.
+pub(crate) fn hhmm(min: u16) -> String {
+    format!("{:02}:{:02}", min / 60, min % 60)
 }
 
 /// A numeric range for messages: lower bound inclusive or exclusive, upper bound inclusive (`why` explains it).
@@ -494,7 +887,7 @@ struct Check {
 }
 
 impl Check {
-    fn push(&mut self, key: &str, reason: impl Into<String>) {
+    fn push(&mut self, key: impl Into<String>, reason: impl Into<String>) {
         self.problems.push(Problem::new(key, reason));
     }
 
@@ -739,11 +1132,11 @@ pub fn parse_broker_url(url: &str) -> Result<BrokerUrl, String> {
             _ => return fail("has a port that is not a number from 1 to 65535"),
         },
     };
-    Ok(BrokerUrl::Remote {
+    Ok(BrokerUrl::Remote(vec![Endpoint {
         host: host.to_string(),
         port,
         tls,
-    })
+    }]))
 }
 
 /// Checks `mqtt.topic_prefix`: a plain topic name without wildcards, empty levels or leading/trailing '/'.
@@ -872,7 +1265,9 @@ mod tests {
         assert_eq!(s.relay.gpio, 17);
         assert!(!s.relay.active_low);
         assert_eq!(s.relay.on_start, OnStart::Off);
+        assert_eq!(s.relay.on_boot, OnStart::Off);
         assert_eq!(s.relay.on_stop, OnStop::Off);
+        assert_eq!(s.control.strategy, Strategy::Threshold);
         assert_eq!(s.control.on_below_lux, 450.0);
         assert_eq!(s.control.off_above_lux, 550.0);
         assert_eq!(s.control.min_on, Duration::from_secs(60));
@@ -892,6 +1287,29 @@ mod tests {
         assert_eq!(s.mock.ambient, Ambient::Day);
         assert_eq!(s.mock.lamp_lux, 400.0);
         assert_eq!(s.mock.time_scale, 1.0);
+        assert_eq!(s.mock.weather, None);
+        assert_eq!(
+            s.dli,
+            DliSettings {
+                target_mol: 0.0,
+                sun_umol_per_lux: 0.0185,
+                lamp_ppfd: 0.0,
+                lamp_umol_per_lux: 0.0135,
+                lamp_watts: 0.0,
+                carry_max_mol: 0.0,
+                tariff: vec![],
+                default_price: 0.0,
+            }
+        );
+        assert_eq!(
+            s.homeassistant,
+            HomeAssistantSettings {
+                discovery: true,
+                discovery_prefix: "homeassistant".into(),
+                status_topic: "homeassistant/status".into(),
+            }
+        );
+        assert_eq!(s.http.listen, Some("127.0.0.1:8080".parse().unwrap()));
     }
 
     #[test]
@@ -1074,11 +1492,11 @@ mod tests {
     #[test]
     fn broker_urls() {
         let remote = |host: &str, port, tls| {
-            Ok(BrokerUrl::Remote {
+            Ok(BrokerUrl::Remote(vec![Endpoint {
                 host: host.into(),
                 port,
                 tls,
-            })
+            }]))
         };
         assert_eq!(parse_broker_url("embedded"), Ok(BrokerUrl::Embedded));
         assert_eq!(
@@ -1347,6 +1765,316 @@ mod tests {
             PathBuf::from("/dev/i2c-3")
         );
         problems_of("[sensor]\ni2c_bus = \"i2c-1\"\n", "sensor.i2c_bus");
+    }
+
+    /// The problems of `text` as (key, message) pairs, in order.
+    fn all_problems(text: &str) -> Vec<(String, String)> {
+        match check(text) {
+            Ok(s) => panic!("expected problems, got {s:?}"),
+            Err(p) => p
+                .into_iter()
+                .map(|p| (p.key.clone(), p.to_string()))
+                .collect(),
+        }
+    }
+
+    fn keys_of(text: &str) -> Vec<String> {
+        all_problems(text).into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn url_lists_fail_over_in_order() {
+        let s = ok("[mqtt]\nurl = [\"mqtt://a\", \"mqtt://[fd00::2]:1884\"]\n");
+        assert_eq!(
+            s.mqtt.url,
+            BrokerUrl::Remote(vec![
+                Endpoint {
+                    host: "a".into(),
+                    port: 1883,
+                    tls: false
+                },
+                Endpoint {
+                    host: "fd00::2".into(),
+                    port: 1884,
+                    tls: false
+                },
+            ])
+        );
+        // A one-element list is the URL alone, "embedded" included.
+        assert_eq!(
+            ok("[mqtt]\nurl = [\"embedded\"]\n").mqtt.url,
+            BrokerUrl::Embedded
+        );
+        assert_eq!(
+            ok("[mqtt]\nurl = [\"mqtt://a\"]\n").mqtt.url,
+            ok("[mqtt]\nurl = \"mqtt://a\"\n").mqtt.url
+        );
+        let p = all_problems("[mqtt]\nurl = []\n");
+        assert_eq!(p[0].0, "mqtt.url");
+        assert!(p[0].1.contains("empty list"), "{p:?}");
+        let p = all_problems("[mqtt]\nurl = [\"mqtt://a\", \"embedded\"]\n");
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].0, "mqtt.url[1]");
+        assert!(p[0].1.contains("only be used alone"), "{p:?}");
+        assert_eq!(
+            keys_of("[mqtt]\nurl = [\"mqtt://a\", \"ftp://b\", \"mqtt://a:1883\"]\n"),
+            vec!["mqtt.url[1]", "mqtt.url[2]"]
+        );
+        let p = all_problems("[mqtt]\nurl = [\"mqtt://a\", \"mqtts://b\"]\n");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].0 == "mqtt.url" && p[0].1.contains("drop TLS"), "{p:?}");
+        // A list element of the wrong type is the raw walk's problem (and no follow-up).
+        let (raw, problems) = RawConfig::parse("[mqtt]\nurl = [\"mqtt://a\", 3]\n").unwrap();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "mqtt.url[1]");
+        assert!(validate(&raw, None, &env()).is_err());
+    }
+
+    #[test]
+    fn device_placeholder_in_the_prefix() {
+        let s = ok("[device]\nid = \"north\"\n[mqtt]\ntopic_prefix = \"greenhouses/{device}\"\n");
+        assert_eq!(s.mqtt.topic_prefix, "greenhouses/north");
+        assert_eq!(s.sensor.topic, "greenhouses/north/luminosity");
+        // The host name gives the id.
+        assert_eq!(
+            ok("[mqtt]\ntopic_prefix = \"{device}/gh\"\n")
+                .mqtt
+                .topic_prefix,
+            "test-pi/gh"
+        );
+        let p = problems_of(
+            "[mqtt]\ntopic_prefix = \"greenhouses/{devices}\"\n",
+            "mqtt.topic_prefix",
+        );
+        assert!(p[0].contains("unknown placeholder"), "{p:?}");
+        let p = problems_of(
+            "[mqtt]\ntopic_prefix = \"greenhouses/{device}/\"\n",
+            "mqtt.topic_prefix",
+        );
+        assert!(p[0].contains("with {device} = \"test-pi\""), "{p:?}");
+        problems_of(
+            "[mqtt]\ntopic_prefix = \"+/{device}\"\n",
+            "mqtt.topic_prefix",
+        );
+        // An invalid id is reported once, on device.id.
+        problems_of(
+            "[device]\nid = \"A B\"\n[mqtt]\ntopic_prefix = \"g/{device}\"\n",
+            "device.id",
+        );
+        // No id and no usable host name: every such gateway would share the prefix.
+        let (raw, _) = RawConfig::parse("[mqtt]\ntopic_prefix = \"g/{device}\"\n").unwrap();
+        let nameless = Environment {
+            credentials_dir: None,
+            hostname: None,
+        };
+        let p = validate(&raw, None, &nameless).unwrap_err();
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].key == "mqtt.topic_prefix" && p[0].reason.contains("set device.id"),
+            "{p:?}"
+        );
+        // An explicit id equal to the fallback is a choice, not a default.
+        let (raw, _) = RawConfig::parse(
+            "[device]\nid = \"greenhouse\"\n[mqtt]\ntopic_prefix = \"g/{device}\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            validate(&raw, None, &nameless).unwrap().mqtt.topic_prefix,
+            "g/greenhouse"
+        );
+    }
+
+    #[test]
+    fn strategy_and_dli_keys() {
+        let s = ok("[control]\nstrategy = \"dli\"\n[dli]\ntarget_mol = 17\nlamp_ppfd = 180\nlamp_watts = 400\ncarry_max_mol = 2\ndefault_price = 0.25\n");
+        assert_eq!(s.control.strategy, Strategy::Dli);
+        assert_eq!(s.dli.target_mol, 17.0);
+        assert_eq!(s.dli.lamp_ppfd, 180.0);
+        assert_eq!(s.dli.lamp_watts, 400.0);
+        assert_eq!(s.dli.carry_max_mol, 2.0);
+        assert_eq!(s.dli.default_price, 0.25);
+        problems_of("[control]\nstrategy = \"lux\"\n", "control.strategy");
+        let p = problems_of("[control]\nstrategy = \"dli\"\n", "dli.target_mol");
+        assert!(
+            p[0].contains("must be greater than 0 with control.strategy = \"dli\""),
+            "{p:?}"
+        );
+        for key in [
+            "target_mol",
+            "lamp_ppfd",
+            "lamp_watts",
+            "carry_max_mol",
+            "default_price",
+        ] {
+            let p = problems_of(&format!("[dli]\n{key} = -1\n"), &format!("dli.{key}"));
+            assert!(p[0].contains("must be at least 0"), "{p:?}");
+        }
+        problems_of("[dli]\ntarget_mol = 101\n", "dli.target_mol");
+        problems_of("[dli]\nsun_umol_per_lux = 0\n", "dli.sun_umol_per_lux");
+        problems_of("[dli]\nlamp_umol_per_lux = 2\n", "dli.lamp_umol_per_lux");
+        // A mistyped target raises no follow-up "needs a target".
+        let (raw, problems) =
+            RawConfig::parse("[control]\nstrategy = \"dli\"\n[dli]\ntarget_mol = \"17\"\n")
+                .unwrap();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(validate(&raw, None, &env()).unwrap_err(), vec![]);
+    }
+
+    #[test]
+    fn dli_needs_six_hours_of_darkness() {
+        let dli = "[control]\nstrategy = \"dli\"\n[dli]\ntarget_mol = 12\n";
+        let with = |window: &str| {
+            format!(
+                "[control]\nstrategy = \"dli\"\nwindow = \"{window}\"\n[dli]\ntarget_mol = 12\n"
+            )
+        };
+        assert_eq!(
+            ok(&with("06:00-00:00"))
+                .control
+                .window
+                .map(|w| w.to_string())
+                .as_deref(),
+            Some("06:00-00:00")
+        );
+        ok(&with("22:00-16:00"));
+        ok(&with("06:00-22:00"));
+        let p = problems_of(&with(""), "control.window");
+        assert!(p[0].contains("(\"\") leaves 0 h of darkness"), "{p:?}");
+        let p = problems_of(&with("05:30-00:00"), "control.window");
+        assert!(p[0].contains("leaves 5 h 30 min of darkness"), "{p:?}");
+        problems_of(&with("20:00-15:00"), "control.window");
+        // The default window leaves 8 h; the threshold strategy has no such limit.
+        ok(dli);
+        ok("[control]\nwindow = \"\"\n");
+    }
+
+    #[test]
+    fn tariff_periods() {
+        let s = ok("[dli]\ndefault_price = 0.2\n\
+            [[dli.tariff]]\nfrom = \"22:00\"\nto = \"06:00\"\nprice = 0.1\n\
+            [[dli.tariff]]\nfrom = \"07:00\"\nto = \"12:00\"\nprice = 0.3\n\
+            [[dli.tariff]]\nfrom = \"12:00\"\nto = \"22:00\"\nprice = 0\n");
+        assert_eq!(
+            s.dli.tariff,
+            vec![
+                TariffPeriod {
+                    from: 420,
+                    to: 720,
+                    price: 0.3
+                },
+                TariffPeriod {
+                    from: 720,
+                    to: 1320,
+                    price: 0.0
+                },
+                TariffPeriod {
+                    from: 1320,
+                    to: 360,
+                    price: 0.1
+                },
+            ]
+        );
+        // "24:00" ends a period at midnight.
+        assert_eq!(
+            ok("[[dli.tariff]]\nfrom = \"18:00\"\nto = \"24:00\"\nprice = 1\n")
+                .dli
+                .tariff,
+            vec![TariffPeriod {
+                from: 1080,
+                to: 0,
+                price: 1.0
+            }]
+        );
+        // Malformed entries: every problem at once, each with its path.
+        let p = all_problems(
+            "[[dli.tariff]]\nfrom = \"7:00\"\nto = \"25:00\"\nprice = -1\n\
+            [[dli.tariff]]\nfrom = \"08:00\"\n\
+            [[dli.tariff]]\nfrom = \"09:00\"\nto = \"09:00\"\nprice = 1\n",
+        );
+        let keys: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "dli.tariff[0].to",
+                "dli.tariff[0].price",
+                "dli.tariff[1].to",
+                "dli.tariff[1].price",
+                "dli.tariff[2]"
+            ],
+            "{p:?}"
+        );
+        assert!(p[1].1.contains("must be at least 0"), "{p:?}");
+        assert!(p[2].1.contains("is missing"), "{p:?}");
+        assert!(p[4].1.contains("from and to must differ"), "{p:?}");
+        // Overlaps, also across midnight.
+        let p = all_problems(
+            "[[dli.tariff]]\nfrom = \"22:00\"\nto = \"06:00\"\nprice = 0.1\n\
+            [[dli.tariff]]\nfrom = \"05:00\"\nto = \"07:00\"\nprice = 0.2\n\
+            [[dli.tariff]]\nfrom = \"07:00\"\nto = \"08:00\"\nprice = 0.2\n",
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(
+            p[0].1,
+            "dli.tariff[1] (05:00-07:00) overlaps dli.tariff[0] (22:00-06:00): each time of day may have one price only"
+        );
+        // Not a table / unknown key / wrong type: the raw walk's problems.
+        let (_, problems) = RawConfig::parse("[dli]\ntariff = [1]\n").unwrap();
+        assert_eq!(problems[0].key, "dli.tariff[0]");
+        let (raw, problems) = RawConfig::parse(
+            "[[dli.tariff]]\nfrom = \"07:00\"\nto = \"08:00\"\nprice = \"1\"\ncost = 2\n",
+        )
+        .unwrap();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, vec!["dli.tariff[0].price", "dli.tariff[0].cost"]);
+        assert!(problems[1]
+            .reason
+            .contains("known keys in [[dli.tariff]]: from, to, price"));
+        // ... with no follow-up "price is missing".
+        assert_eq!(validate(&raw, None, &env()).unwrap_err(), vec![]);
+    }
+
+    #[test]
+    fn homeassistant_http_on_boot_and_weather() {
+        let s = ok("[homeassistant]\ndiscovery = false\ndiscovery_prefix = \"ha\"\nstatus_topic = \"ha/status\"\n\
+                    [http]\nlisten = \"\"\n[relay]\non_boot = \"restore\"\n");
+        assert!(!s.homeassistant.discovery);
+        assert_eq!(s.homeassistant.discovery_prefix, "ha");
+        assert_eq!(s.homeassistant.status_topic, "ha/status");
+        assert_eq!(s.http.listen, None);
+        assert_eq!(s.relay.on_boot, OnStart::Restore);
+        assert_eq!(
+            ok("[http]\nlisten = \"[::]:0\"\n").http.listen,
+            Some("[::]:0".parse().unwrap())
+        );
+        problems_of("[http]\nlisten = \"localhost:80\"\n", "http.listen");
+        problems_of(
+            "[homeassistant]\ndiscovery_prefix = \"ha/\"\n",
+            "homeassistant.discovery_prefix",
+        );
+        problems_of(
+            "[homeassistant]\nstatus_topic = \"ha/#\"\n",
+            "homeassistant.status_topic",
+        );
+        problems_of(
+            "[homeassistant]\nstatus_topic = \"\"\n",
+            "homeassistant.status_topic",
+        );
+        problems_of("[relay]\non_boot = \"keep\"\n", "relay.on_boot");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("w.csv"), "time,lux\n").unwrap();
+        let run = |text: &str| {
+            let (raw, _) = RawConfig::parse(text).unwrap();
+            validate(&raw, Some(dir.path()), &env())
+        };
+        assert_eq!(
+            run("[mock]\nweather = \"w.csv\"\n").unwrap().mock.weather,
+            Some(dir.path().join("w.csv"))
+        );
+        let p = run("[mock]\nweather = \"missing.csv\"\n").unwrap_err();
+        assert!(
+            p.len() == 1 && p[0].key == "mock.weather" && p[0].reason.contains("cannot be read"),
+            "{p:?}"
+        );
     }
 
     #[test]

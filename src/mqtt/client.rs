@@ -102,42 +102,28 @@ const PAHO_STREAM_CAPACITY: usize = 4096;
 const PUBLISH_RETRY: Duration = Duration::from_millis(100);
 
 /// The URL for logs: `mqtt://host:port`, `mqtts://host:port` (never credentials).
+/// A failover list is shown whole (`mqtt://a:1883, mqtt://b:1883`).
 pub fn display_url(settings: &MqttSettings) -> String {
     match &settings.url {
         BrokerUrl::Embedded => format!(
             "mqtt://{} (embedded)",
             connect_addr(settings.embedded_listen)
         ),
-        BrokerUrl::Remote { host, port, tls } => {
-            format!(
-                "{}://{}:{port}",
-                if *tls { "mqtts" } else { "mqtt" },
-                bracket(host)
-            )
-        }
+        remote => remote.to_string(),
     }
 }
 
-/// The URI paho wants: `tcp://host:port` or `ssl://host:port`.
-pub fn paho_uri(settings: &MqttSettings) -> String {
+/// The URIs paho wants, in failover order: `tcp://host:port` or `ssl://host:port`.
+pub fn paho_uris(settings: &MqttSettings) -> Vec<String> {
     match &settings.url {
-        BrokerUrl::Embedded => format!("tcp://{}", connect_addr(settings.embedded_listen)),
-        BrokerUrl::Remote { host, port, tls } => {
-            format!(
-                "{}://{}:{port}",
-                if *tls { "ssl" } else { "tcp" },
-                bracket(host)
-            )
-        }
+        BrokerUrl::Embedded => vec![format!("tcp://{}", connect_addr(settings.embedded_listen))],
+        remote => remote.server_uris(),
     }
 }
 
-fn bracket(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    }
+/// The first of [`paho_uris`]: the one the paho client is created with.
+pub fn paho_uri(settings: &MqttSettings) -> String {
+    paho_uris(settings).swap_remove(0)
 }
 
 /// Start the MQTT task (with [`Tuning::default`]). Must be called inside a tokio runtime.
@@ -224,7 +210,7 @@ fn new_client(
 /// initialises itself on first use anyway. `MQTTAsync_global_init` also re-initialises the library's global
 /// mutexes, so calling it while a client exists breaks that client: `main` calls this first thing, tests never do.
 pub fn init_paho_for(settings: &MqttSettings) {
-    if matches!(settings.url, BrokerUrl::Remote { tls: true, .. }) {
+    if settings.url.tls() {
         return;
     }
     let mut opts = paho_mqtt_sys::MQTTAsync_init_options {
@@ -267,7 +253,12 @@ fn connect_options(
     if let Some(password) = &s.password {
         b.password(password.as_str());
     }
-    if let BrokerUrl::Remote { tls: true, .. } = s.url {
+    // A failover list: paho tries the brokers in this order on every connect (one URL: the client's own).
+    let uris = paho_uris(s);
+    if uris.len() > 1 {
+        b.server_uris(&uris);
+    }
+    if s.url.tls() {
         let mut ssl = paho::SslOptionsBuilder::new();
         let path_err = |path: &std::path::Path| {
             let path = path.to_path_buf();
@@ -829,20 +820,24 @@ mod tests {
 
     #[test]
     fn urls_map_to_paho_schemes_without_secrets() {
-        let s = settings(BrokerUrl::Remote {
-            host: "broker.lan".into(),
-            port: 1883,
-            tls: false,
-        });
+        let endpoint = |host: &str, port, tls| crate::config::Endpoint {
+            host: host.into(),
+            port,
+            tls,
+        };
+        let s = settings(BrokerUrl::Remote(vec![endpoint("broker.lan", 1883, false)]));
         assert_eq!(paho_uri(&s), "tcp://broker.lan:1883");
         assert_eq!(display_url(&s), "mqtt://broker.lan:1883");
-        let s = settings(BrokerUrl::Remote {
-            host: "::1".into(),
-            port: 8883,
-            tls: true,
-        });
+        let s = settings(BrokerUrl::Remote(vec![endpoint("::1", 8883, true)]));
         assert_eq!(paho_uri(&s), "ssl://[::1]:8883");
         assert_eq!(display_url(&s), "mqtts://[::1]:8883");
+        let s = settings(BrokerUrl::Remote(vec![
+            endpoint("a", 1883, false),
+            endpoint("b", 1884, false),
+        ]));
+        assert_eq!(paho_uris(&s), vec!["tcp://a:1883", "tcp://b:1884"]);
+        assert_eq!(paho_uri(&s), "tcp://a:1883");
+        assert_eq!(display_url(&s), "mqtt://a:1883, mqtt://b:1884");
         let s = settings(BrokerUrl::Embedded);
         assert_eq!(paho_uri(&s), "tcp://127.0.0.1:1883");
         assert!(!display_url(&s).contains("hunter2"));

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use greenhoused::config::{BrokerUrl, MqttSettings};
+use greenhoused::config::{BrokerUrl, Endpoint, MqttSettings};
 use paho_mqtt as paho;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -57,11 +57,11 @@ fn rand_suffix() -> String {
 /// `MqttSettings` for a plain-TCP broker on loopback `port`.
 pub fn settings(port: u16, prefix: &str) -> MqttSettings {
     MqttSettings {
-        url: BrokerUrl::Remote {
+        url: BrokerUrl::Remote(vec![Endpoint {
             host: "127.0.0.1".into(),
             port,
             tls: false,
-        },
+        }]),
         embedded_listen: "127.0.0.1:1883".parse().expect("literal address"),
         client_id: format!("greenhoused-test-{}", rand_suffix()),
         topic_prefix: prefix.to_string(),

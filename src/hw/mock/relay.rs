@@ -49,6 +49,7 @@ mod tests {
             ambient: Ambient::Constant(100.0),
             lamp_lux: 400.0,
             time_scale: 1.0,
+            weather: None,
         };
         World::new(&settings, active_low, initial_on, clock)
     }

@@ -223,6 +223,7 @@ mod tests {
             ambient: Ambient::Constant(lux),
             lamp_lux: 400.0,
             time_scale: 1.0,
+            weather: None,
         };
         let world = World::new(&settings, false, false, Arc::new(clock.clone()));
         let dev = SimBh1750::new(world.clone(), 0x23);

@@ -304,6 +304,7 @@ mod tests {
             ambient,
             lamp_lux: 400.0,
             time_scale: 1.0,
+            weather: None,
         }
     }
 
