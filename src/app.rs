@@ -164,11 +164,7 @@ async fn run_async(
         topics,
         outbox.clone(),
     );
-    // Until `http.listen` arrives in the configuration: GREENHOUSED_HTTP_LISTEN (unset or "" = off).
-    let listen = std::env::var("GREENHOUSED_HTTP_LISTEN")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .and_then(|v| v.parse().ok());
+    let listen = core.settings.http.listen;
     let state_dir = state_file().parent().map(std::path::Path::to_path_buf);
     core.dashboard = Some(crate::http::shell::Dashboard::start(listen, state_dir));
     core.start();

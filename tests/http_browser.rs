@@ -132,8 +132,9 @@ fn the_dashboard_renders_the_daemons_state_in_chromium() {
     // Ambient 300 lx is below the band: the lamp goes on, the reading settles at 300 + 400 lx.
     let cfg = Cfg::broker(broker.port(), &common::prefix("browser"))
         .set("mock.ambient", "\"300\"")
+        .set("http.listen", &format!("\"{addr}\""))
         .render();
-    let mut daemon = Daemon::start_with_env(&cfg, &[("GREENHOUSED_HTTP_LISTEN", addr.to_string())]);
+    let mut daemon = Daemon::start(&cfg);
 
     // Wait until the daemon serves a settled state: light on, sensor ok, broker connected.
     let deadline = Instant::now() + Duration::from_secs(30);
