@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use greenhoused::history::{Day, History, Sample};
+use greenhoused::core::history::{Day, History, Sample};
 use greenhoused::http::{HistoryView, Server, Snapshot, StateView};
 use tokio::sync::watch;
 

@@ -9,29 +9,32 @@
 //! | [`hw::bh1750`] | auto-ranging over the `bh1750` driver, generic over `embedded_hal::i2c::I2c` |
 //! | [`hw::pi`] | the real backends: linux-embedded-hal `I2cdev`, rppal output pin |
 //! | [`hw::mock`] | simulated BH1750 bus device, simulated pin, light world model, fault switches |
-//! | [`control`] | the light rule state machine (pure: time and inputs in, decisions out) |
-//! | [`monitor`] | the checks and the alert lifecycle (pure) |
+//! | [`mod@core`] | the sans-I/O core: events in, effects out, on any clock; owns all decisions and state |
+//! | [`core::control`] | the light rule state machine (pure: time and inputs in, decisions out) |
+//! | [`core::monitor`] | the checks and the alert lifecycle (pure) |
 //! | [`mqtt`] | contract topic names, command parser, paho client task, embedded broker |
-//! | [`app`] | the core loop that owns all state, and the task wiring |
-//! | [`history`] | one-minute and daily aggregates for the dashboard (pure), its journal format |
+//! | [`app`] | the daemon shell: sensor thread, MQTT task, signals, clock; executes the core's effects |
+//! | [`core::history`] | one-minute and daily aggregates for the dashboard (pure), its journal format |
 //! | [`http`] | the read-only dashboard, `/metrics`, `/api` server (own thread, bounded) |
+//! | [`persist`] | atomic state files |
 //! | [`systemd`], [`logging`] | sd_notify READY/STATUS/WATCHDOG/STOPPING; journald/syslog/stderr output |
 //! | [`cli`] | the command line of the spec |
 
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod control;
-/// Pure history aggregates (moves under `core` once the sans-I/O core lands).
-#[path = "core/history.rs"]
-pub mod history;
+pub mod core;
 pub mod http;
 pub mod hw;
 pub mod logging;
-pub mod monitor;
 pub mod mqtt;
 pub mod persist;
 pub mod systemd;
+
+/// The light rule, at its old path (`greenhoused::control`).
+pub use crate::core::control;
+/// The monitor, at its old path (`greenhoused::monitor`).
+pub use crate::core::monitor;
 
 /// Process exit codes of the contract.
 pub mod exit {

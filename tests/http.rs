@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use greenhoused::history::{Day, History, Sample};
+use greenhoused::core::history::{Day, History, Sample};
 use greenhoused::http::{
     DliNow, HistoryView, Server, Snapshot, StateView, HEADER_TIMEOUT, MAX_CONNECTIONS,
 };

@@ -65,6 +65,7 @@ fn simulate_day(s: &Settings) -> DayRun {
         });
         if decision.light_on != light {
             relay.set(decision.light_on).expect("simulated relay");
+            controller.switched(clock.now(), decision.light_on);
             light = decision.light_on;
             run.switches.push(Switch {
                 minute,

@@ -1,4 +1,4 @@
-//! The history journal on disk (shell side of [`crate::history`]): `history.bin` in the state directory.
+//! The history journal on disk (shell side of [`crate::core::history`]): `history.bin` in the state directory.
 //! Appends are written and fsynced; replacements go through a temporary file, fsync and rename, so a power cut
 //! leaves either the old or the new file, or at worst a torn last append, which loading detects and reports.
 
@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::history::{History, Write};
+use crate::core::history::{History, Write};
 
 /// The file name under the state directory.
 pub const HISTORY_FILE: &str = "history.bin";
@@ -63,7 +63,7 @@ pub fn write_history(path: &Path, w: &Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::Sample;
+    use crate::core::history::Sample;
     use chrono::NaiveDate;
 
     #[test]

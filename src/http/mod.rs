@@ -27,7 +27,7 @@ use serde::Serialize;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
-use crate::history::{Day, History, Minute};
+use crate::core::history::{Day, History, Minute};
 
 pub use history_file::{load_history, write_history, HISTORY_FILE};
 
@@ -95,6 +95,29 @@ pub struct StateView {
     pub lamp_switches_total: u64,
     /// The daemon's version.
     pub version: String,
+}
+
+impl StateView {
+    /// The core's view as the server shows it.
+    pub fn from_view(v: &crate::core::View) -> StateView {
+        StateView {
+            ts: v.ts.clone(),
+            lux: v.lux,
+            ambient_lux: v.ambient_lux,
+            light: if v.light { "on" } else { "off" }.into(),
+            mode: v.mode.into(),
+            reason: v.reason.into(),
+            sensor: v.sensor.as_str().into(),
+            window_open: v.window_open,
+            alerts: v.alerts.iter().map(|a| a.to_string()).collect(),
+            broker_connected: v.broker_connected,
+            broker: v.broker.clone(),
+            dli: None,
+            lamp_on_seconds_total: v.lamp_on_seconds_total,
+            lamp_switches_total: v.lamp_switches_total,
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
 }
 
 /// History as the server serves it: a copy the shell refreshes once a minute.
@@ -404,7 +427,7 @@ async fn api_history(
     if let Some(unknown) = q.keys().find(|k| *k != "hours" && *k != "days") {
         return bad_request(format!(
             "unknown parameter {unknown:?}; /api/history takes hours=1..48 and days=0..{}",
-            crate::history::DAYS_KEPT
+            crate::core::history::DAYS_KEPT
         ));
     }
     let hours = match number_param(&q, "hours", 48, 1, 48) {
@@ -416,7 +439,7 @@ async fn api_history(
         "days",
         DEFAULT_DAYS as u32,
         0,
-        crate::history::DAYS_KEPT as u32,
+        crate::core::history::DAYS_KEPT as u32,
     ) {
         Ok(d) => d as usize,
         Err(reason) => return bad_request(reason),
@@ -427,7 +450,7 @@ async fn api_history(
     if let Some(body) = default.then(|| h.default_json.get()).flatten() {
         return json_bytes(body.clone());
     }
-    let from = crate::history::minute_of(h.local) - (hours as i32) * 60;
+    let from = crate::core::history::minute_of(h.local) - (hours as i32) * 60;
     let first = h.minutes.partition_point(|m| m.t < from);
     let minutes = h.minutes[first..]
         .iter()

@@ -1,6 +1,7 @@
-//! The daemon shell's side of the dashboard: owns the history file and the server, and publishes snapshots.
-//! Everything here is cheap and non-blocking for the loop except the history write, which happens at most every
-//! [`crate::history::FLUSH_EVERY_MIN`] minutes (a few kB appended) and at stop.
+//! The daemon shell's side of the dashboard: loads and writes the history file, runs the server, and publishes
+//! snapshots of the core's view. Publishing is a `watch` send of a small struct per event; the history copy
+//! (~100 kB at most) is made once per local minute. The file write happens when the core asks for it: at most
+//! every [`crate::core::history::FLUSH_EVERY_MIN`] minutes (a few kB appended) and at stop.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,26 +12,23 @@ use log::{info, warn};
 use tokio::sync::watch;
 
 use super::{load_history, write_history, HistoryView, Server, Snapshot, StateView, HISTORY_FILE};
-use crate::history::{minute_of, History, Sample};
+use crate::core::history::{minute_of, History, Write};
+use crate::core::View;
 
-/// The history, its file, and the HTTP server (when `http.listen` is set and the port was free).
+/// The history file and the HTTP server (when `http.listen` is set and the port was free).
 pub struct Dashboard {
-    history: History,
     file: Option<PathBuf>,
     tx: watch::Sender<Snapshot>,
     server: Option<Server>,
     /// The minute of the last history copy handed to the server.
     copied_minute: Option<i32>,
-    /// Lamp time and switches since start, for `/metrics`.
-    lamp_on_seconds: f64,
-    switches: u64,
-    last: Option<(NaiveDateTime, bool)>,
 }
 
 impl Dashboard {
-    /// Load the history from `state_dir` (damage is logged and the good part kept) and start the server on
-    /// `listen`. A port that cannot be bound is a warning: the daemon runs on without HTTP.
-    pub fn start(listen: Option<SocketAddr>, state_dir: Option<PathBuf>) -> Dashboard {
+    /// Load the history from `state_dir` (damage is logged and the good part kept; the core then rewrites the
+    /// file) and start the server on `listen`. A port that cannot be bound is a warning: the daemon runs on
+    /// without HTTP.
+    pub fn start(listen: Option<SocketAddr>, state_dir: Option<PathBuf>) -> (Dashboard, History) {
         let file = state_dir.map(|d| d.join(HISTORY_FILE));
         let history = match &file {
             Some(path) => {
@@ -56,68 +54,45 @@ impl Dashboard {
                 None
             }
         });
-        Dashboard {
-            history,
+        let dashboard = Dashboard {
             file,
             tx,
             server,
             copied_minute: None,
-            lamp_on_seconds: 0.0,
-            switches: 0,
-            last: None,
-        }
+        };
+        (dashboard, history)
     }
 
-    /// The address served, if any.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.server.as_ref().map(Server::local_addr)
-    }
-
-    /// Feed the history with one update, publish `state`, and write the history when a flush is due.
-    pub fn update(&mut self, local: NaiveDateTime, sample: Sample, mut state: StateView) {
-        if let Some((prev, on)) = self.last {
-            let dt = (local - prev).num_milliseconds() as f64 / 1000.0;
-            if on && dt > 0.0 && dt <= crate::history::MAX_GAP_S {
-                self.lamp_on_seconds += dt;
-            }
-            if on != sample.light_on {
-                self.switches += 1;
-            }
+    /// Hand the server the core's current view, and a fresh history copy when a new minute started.
+    pub fn publish(&mut self, view: &View, history: &History, local: NaiveDateTime) {
+        if self.server.is_none() {
+            return;
         }
-        self.last = Some((local, sample.light_on));
-        self.history.update(local, sample);
-        state.lamp_on_seconds_total = self.lamp_on_seconds;
-        state.lamp_switches_total = self.switches;
+        let state = StateView::from_view(view);
         let minute = minute_of(local);
-        let history = (self.copied_minute != Some(minute)).then(|| {
+        let copy = (self.copied_minute != Some(minute)).then(|| {
             self.copied_minute = Some(minute);
-            Arc::new(HistoryView::from_history(&self.history, local))
+            Arc::new(HistoryView::from_history(history, local))
         });
         self.tx.send_modify(|s| {
             s.state = state;
-            if let Some(h) = history {
+            if let Some(h) = copy {
                 s.history = h;
             }
         });
-        if self.history.flush_due(local) {
-            self.flush(local);
-        }
     }
 
-    fn flush(&mut self, local: NaiveDateTime) {
-        let Some(w) = self.history.flush(local) else {
-            return;
-        };
+    /// Execute the core's `Persist::History`.
+    pub fn write(&self, w: &Write) {
         if let Some(path) = &self.file {
-            if let Err(e) = write_history(path, &w) {
+            if let Err(e) = write_history(path, w) {
                 warn!("cannot write the history to {}: {e}", path.display());
             }
         }
     }
 
-    /// Final write and server stop.
-    pub fn stop(mut self, local: NaiveDateTime) {
-        self.flush(local);
+    /// Stop the server.
+    pub fn stop(mut self) {
         if let Some(s) = self.server.take() {
             s.stop();
         }

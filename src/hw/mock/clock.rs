@@ -1,20 +1,49 @@
-//! Time for the simulation: one clock shared by the light world, the simulated sensor's conversions and the
-//! sensor reader's delays, so that "wait for the conversion" and "conversion done" agree at any time scale.
+//! Time for the simulation: one clock shared by the light world, the simulated sensor's conversions, the sensor
+//! reader's cadence and the core (dwell, staleness, overrides, window, `ts`), so that "wait for the conversion",
+//! "conversion done" and "the reading is stale" agree at any time scale.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDateTime, NaiveTime};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
 use embedded_hal::delay::DelayNs;
+
+use crate::core::Now;
 
 /// A source of monotonic time, local wall time and sleeping.
 pub trait Clock: Send + Sync {
     /// Monotonic now.
     fn now(&self) -> Instant;
-    /// Local time of day (drives the simulated sun).
-    fn local_time(&self) -> NaiveTime;
+    /// Local wall time now, with its UTC offset (drives the simulated sun, the window and `ts`).
+    fn local_now(&self) -> DateTime<FixedOffset>;
     /// Block for `d` of this clock's time.
     fn sleep(&self, d: Duration);
+    /// How much real time passes while `d` passes on this clock (what a shell waits for a deadline).
+    fn real_duration(&self, d: Duration) -> Duration {
+        d
+    }
+    /// Called by the sensor reader with the instant of its next measurement: a clock that runs ahead of real
+    /// time must not pass it before the reader has measured again (or slept on this clock), so a reader that
+    /// gets the CPU late makes the simulated world wait instead of missing readings. Real time cannot wait.
+    fn hold_until(&self, _next: Instant) {}
+    /// Local time of day (drives the simulated sun).
+    fn local_time(&self) -> NaiveTime {
+        self.local_now().time()
+    }
+    /// Both times of this moment, for the core.
+    fn moment(&self) -> Now {
+        Now {
+            at: self.now(),
+            local: self.local_now(),
+        }
+    }
+}
+
+/// An instant to count made-up times from (tests and simulations of the core, which never read a clock
+/// themselves): the start of a new [`VirtualClock`].
+pub fn test_instant() -> Instant {
+    VirtualClock::new(NaiveTime::MIN).now()
 }
 
 /// Real time.
@@ -25,31 +54,38 @@ impl Clock for RealClock {
     fn now(&self) -> Instant {
         Instant::now()
     }
-    fn local_time(&self) -> NaiveTime {
-        chrono::Local::now().time()
+    fn local_now(&self) -> DateTime<FixedOffset> {
+        chrono::Local::now().fixed_offset()
     }
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d);
     }
 }
 
+/// No hold: the clock runs freely.
+const NO_HOLD: u64 = u64::MAX;
+
 /// Simulated time running `scale` times faster than real time (`mock.time_scale`), from the real local time at
-/// creation: simulated = start + real elapsed × scale, for both the monotonic and the wall clock.
+/// creation: simulated = start + real elapsed × scale, for both the monotonic and the wall clock, except that it
+/// never passes the sensor reader's hold ([`Clock::hold_until`]; [`Clock::sleep`] moves the hold along). Clones
+/// share the hold.
 #[derive(Debug, Clone)]
 pub struct ScaledClock {
     start: Instant,
-    start_local: NaiveDateTime,
+    start_local: DateTime<FixedOffset>,
     scale: f64,
+    /// Simulated nanoseconds since `start` the clock may not pass ([`NO_HOLD`]: none).
+    hold_ns: Arc<AtomicU64>,
 }
 
 impl ScaledClock {
     /// Starting now at the current local time. A `scale` that is not a positive finite number means 1.
     pub fn new(scale: f64) -> Self {
-        Self::starting_at(chrono::Local::now().naive_local(), scale)
+        Self::starting_at(chrono::Local::now().fixed_offset(), scale)
     }
 
     /// Starting now at the given simulated local date and time.
-    pub fn starting_at(start_local: NaiveDateTime, scale: f64) -> Self {
+    pub fn starting_at(start_local: DateTime<FixedOffset>, scale: f64) -> Self {
         let scale = if scale.is_finite() && scale > 0.0 {
             scale
         } else {
@@ -59,13 +95,36 @@ impl ScaledClock {
             start: Instant::now(),
             start_local,
             scale,
+            hold_ns: Arc::new(AtomicU64::new(NO_HOLD)),
         }
     }
 
     /// Simulated time elapsed since creation.
     pub fn elapsed(&self) -> Duration {
         let real = self.start.elapsed().as_secs_f64() * self.scale;
-        Duration::try_from_secs_f64(real).unwrap_or(Duration::MAX)
+        let free = Duration::try_from_secs_f64(real).unwrap_or(Duration::MAX);
+        match self.hold_ns.load(Ordering::Acquire) {
+            NO_HOLD => free,
+            hold => free.min(Duration::from_nanos(hold)),
+        }
+    }
+
+    /// Raise the hold to `until` (never lowers it).
+    fn raise_hold(&self, until: Instant) {
+        let ns = u64::try_from(until.saturating_duration_since(self.start).as_nanos())
+            .unwrap_or(NO_HOLD - 1);
+        let mut current = self.hold_ns.load(Ordering::Acquire);
+        while current == NO_HOLD || current < ns {
+            match self.hold_ns.compare_exchange_weak(
+                current,
+                ns,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(seen) => current = seen,
+            }
+        }
     }
 }
 
@@ -73,18 +132,32 @@ impl Clock for ScaledClock {
     fn now(&self) -> Instant {
         self.start.checked_add(self.elapsed()).unwrap_or(self.start)
     }
-    fn local_time(&self) -> NaiveTime {
+    fn local_now(&self) -> DateTime<FixedOffset> {
         let elapsed =
             chrono::Duration::from_std(self.elapsed()).unwrap_or(chrono::Duration::zero());
         self.start_local
             .checked_add_signed(elapsed)
             .unwrap_or(self.start_local)
-            .time()
     }
     fn sleep(&self, d: Duration) {
-        // One extra microsecond absorbs the float rounding of the division, so the simulated time that passes is
-        // never shorter than `d`.
-        std::thread::sleep(d.div_f64(self.scale) + Duration::from_micros(1));
+        // The sleeper (the sensor reader, waiting for a conversion) holds the clock: let it run to the end of
+        // the sleep, and wait until it got there.
+        let end = self.now() + d;
+        self.raise_hold(end);
+        loop {
+            let left = end.saturating_duration_since(self.now());
+            if left.is_zero() {
+                break;
+            }
+            // One extra microsecond absorbs the float rounding of the division.
+            std::thread::sleep(self.real_duration(left) + Duration::from_micros(1));
+        }
+    }
+    fn real_duration(&self, d: Duration) -> Duration {
+        d.div_f64(self.scale)
+    }
+    fn hold_until(&self, next: Instant) {
+        self.raise_hold(next);
     }
 }
 
@@ -93,13 +166,19 @@ impl Clock for ScaledClock {
 #[derive(Debug, Clone)]
 pub struct VirtualClock {
     base: Instant,
-    start_local: NaiveTime,
+    start_local: DateTime<FixedOffset>,
     elapsed: Arc<Mutex<Duration>>,
 }
 
 impl VirtualClock {
-    /// A clock standing at local time `start_local`.
+    /// A clock standing at local time `start_local` on 2024-06-21 (UTC+0).
     pub fn new(start_local: NaiveTime) -> Self {
+        let day = NaiveDate::from_ymd_opt(2024, 6, 21).unwrap_or_default();
+        Self::starting_at(day.and_time(start_local).and_utc().fixed_offset())
+    }
+
+    /// A clock standing at `start_local`.
+    pub fn starting_at(start_local: DateTime<FixedOffset>) -> Self {
         VirtualClock {
             base: Instant::now(),
             start_local,
@@ -113,6 +192,12 @@ impl VirtualClock {
         *e += d;
     }
 
+    /// Move time forward to `at` (no change if it is not later).
+    pub fn advance_to(&self, at: Instant) {
+        let mut e = self.elapsed.lock().unwrap_or_else(PoisonError::into_inner);
+        *e = (*e).max(at.saturating_duration_since(self.base));
+    }
+
     /// Total time advanced since creation.
     pub fn elapsed(&self) -> Duration {
         *self.elapsed.lock().unwrap_or_else(PoisonError::into_inner)
@@ -123,13 +208,18 @@ impl Clock for VirtualClock {
     fn now(&self) -> Instant {
         self.base + self.elapsed()
     }
-    fn local_time(&self) -> NaiveTime {
+    fn local_now(&self) -> DateTime<FixedOffset> {
         let elapsed =
             chrono::Duration::from_std(self.elapsed()).unwrap_or(chrono::Duration::zero());
-        self.start_local.overflowing_add_signed(elapsed).0
+        self.start_local
+            .checked_add_signed(elapsed)
+            .unwrap_or(self.start_local)
     }
     fn sleep(&self, d: Duration) {
         self.advance(d);
+    }
+    fn real_duration(&self, _d: Duration) -> Duration {
+        Duration::ZERO
     }
 }
 
@@ -152,7 +242,7 @@ impl DelayNs for ClockDelay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{NaiveDate, Timelike};
+    use chrono::Timelike;
 
     fn hm(h: u32, m: u32) -> NaiveTime {
         NaiveTime::from_hms_opt(h, m, 0).unwrap()
@@ -189,7 +279,9 @@ mod tests {
         let start = NaiveDate::from_ymd_opt(2024, 6, 1)
             .unwrap()
             .and_hms_opt(11, 59, 0)
-            .unwrap();
+            .unwrap()
+            .and_utc()
+            .fixed_offset();
         let c = ScaledClock::starting_at(start, 1000.0);
         let real0 = Instant::now();
         let t0 = c.now();

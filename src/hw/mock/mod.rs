@@ -17,7 +17,7 @@ pub mod world;
 
 use std::sync::Arc;
 
-pub use clock::{Clock, ClockDelay, RealClock, ScaledClock, VirtualClock};
+pub use clock::{test_instant, Clock, ClockDelay, RealClock, ScaledClock, VirtualClock};
 pub use relay::MockRelay;
 pub use sensor::SimBh1750;
 pub use set::{parse_mock_set, MockSet};

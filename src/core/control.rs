@@ -267,6 +267,8 @@ impl LampLearner {
 /// An active manual override.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Override {
+    /// The light state the operator asked for.
+    on: bool,
     since: Instant,
     /// `None` = until [`Command::Auto`].
     until: Option<Instant>,
@@ -274,11 +276,13 @@ struct Override {
 
 /// The light rule state machine.
 ///
-/// The controller assumes the caller applies every decision to the relay right away: a decision that changes
-/// `light_on` is recorded as a switch at `inputs.now` (dwell timer, lamp step).
+/// A decision is a wish: the controller's light state changes only when the caller reports a switch the relay
+/// confirmed ([`Controller::switched`], the state read back after the write). Only then do the dwell timer and
+/// the lamp learner's step start; a write that failed changes nothing, and the next decision asks again.
 #[derive(Debug, Clone)]
 pub struct Controller {
     settings: ControlSettings,
+    /// The confirmed light state (what the relay read back).
     light_on: bool,
     /// Last switch, or the start (the dwell timer of the initial state).
     since: Instant,
@@ -320,7 +324,7 @@ impl Controller {
         &self.settings
     }
 
-    /// The light state the controller last decided.
+    /// The confirmed light state (the last one reported to [`Controller::switched`], or the start state).
     pub fn light_on(&self) -> bool {
         self.light_on
     }
@@ -355,15 +359,17 @@ impl Controller {
             (f, max) => f.or(max),
         };
         self.manual = Some(Override {
+            on,
             since: inputs.now,
             until: duration.and_then(|d| inputs.now.checked_add(d)),
         });
         self.hold_until = None;
         let ambient = self.ambient(inputs);
-        self.apply(inputs.now, on, Reason::Manual, ambient)
+        self.decision(on, Reason::Manual, ambient)
     }
 
-    /// Evaluate the rule. The caller then drives the relay to `light_on`; the controller records the switch itself.
+    /// Evaluate the rule. The caller then drives the relay to `light_on` and reports what the relay did through
+    /// [`Controller::switched`].
     pub fn decide(&mut self, inputs: &Inputs) -> Decision {
         self.observe(inputs);
         if let Some(Override { until: Some(u), .. }) = self.manual {
@@ -373,12 +379,12 @@ impl Controller {
         }
         self.hold_until = None;
         let ambient = self.ambient(inputs);
-        let (on, reason) = if self.manual.is_some() {
-            (self.light_on, Reason::Manual)
+        let (on, reason) = if let Some(o) = self.manual {
+            (o.on, Reason::Manual)
         } else {
             self.rule(inputs, ambient)
         };
-        self.apply(inputs.now, on, reason, ambient)
+        self.decision(on, reason, ambient)
     }
 
     /// The next instant at which `decide` may give another answer without new input
@@ -468,14 +474,19 @@ impl Controller {
         (want, reason)
     }
 
-    /// Record the decision (a switch if `on` differs) and build it.
-    fn apply(&mut self, now: Instant, on: bool, reason: Reason, ambient: Option<f64>) -> Decision {
+    /// The relay confirmed the light is `on` at `now` (read back after a write). A change is a switch: it starts
+    /// the dwell timer and the lamp learner's step. Reporting the current state again changes nothing.
+    pub fn switched(&mut self, now: Instant, on: bool) {
         if on != self.light_on {
             self.lamp.on_switch(now, on, self.last_switch);
             self.light_on = on;
             self.since = now;
             self.last_switch = Some(now);
         }
+    }
+
+    /// Build the decision (what the light should be; [`Controller::switched`] records it once it happened).
+    fn decision(&self, on: bool, reason: Reason, ambient: Option<f64>) -> Decision {
         Decision {
             light_on: on,
             reason,
@@ -519,7 +530,7 @@ mod tests {
 
     impl Rig {
         fn new(s: ControlSettings, on: bool) -> Rig {
-            let t0 = Instant::now();
+            let t0 = crate::hw::mock::test_instant();
             Rig {
                 c: Controller::new(s, on, t0),
                 t0,
@@ -540,18 +551,27 @@ mod tests {
         /// A reading taken at `s` and decided on at once.
         fn read(&mut self, s: f64, lux: f64) -> Decision {
             self.last = Some(SensorInput::Reading { lux, at: self.t(s) });
-            self.c.decide(&self.inputs(s, self.last))
+            let d = self.c.decide(&self.inputs(s, self.last));
+            self.confirm(s, d)
         }
         /// A decision at `s` on the last reading (a timer tick).
         fn tick(&mut self, s: f64) -> Decision {
-            self.c.decide(&self.inputs(s, self.last))
+            let d = self.c.decide(&self.inputs(s, self.last));
+            self.confirm(s, d)
         }
         fn stale(&mut self, s: f64) -> Decision {
             self.last = Some(SensorInput::Stale);
-            self.c.decide(&self.inputs(s, self.last))
+            let d = self.c.decide(&self.inputs(s, self.last));
+            self.confirm(s, d)
         }
         fn cmd(&mut self, s: f64, cmd: Command) -> Decision {
-            self.c.command(&self.inputs(s, self.last), cmd)
+            let d = self.c.command(&self.inputs(s, self.last), cmd);
+            self.confirm(s, d)
+        }
+        /// A faithful relay: the decision is applied and read back at once.
+        fn confirm(&mut self, s: f64, d: Decision) -> Decision {
+            self.c.switched(self.t(s), d.light_on);
+            d
         }
         /// Switch the light on at `s` by the rule (the start dwell must be over).
         fn switch_on_by_rule(&mut self, s: f64) {
@@ -1322,7 +1342,7 @@ mod tests {
     }
 
     fn run_day(lamp_lux: LampLux) -> DayRun {
-        let t0 = Instant::now();
+        let t0 = crate::hw::mock::test_instant();
         let s = ControlSettings {
             lamp_lux,
             ..settings()
@@ -1348,6 +1368,7 @@ mod tests {
                 local_minute: minute,
                 sensor: Some(SensorInput::Reading { lux, at }),
             });
+            c.switched(at, d.light_on);
             if d.light_on != on {
                 run.switches.push((sec, d.light_on, amb));
                 on = d.light_on;

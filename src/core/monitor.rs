@@ -251,6 +251,16 @@ impl Monitor {
         self.active.contains(&alert)
     }
 
+    /// When an evaluation without new facts could raise an alert: the end of the `settle` time of a running
+    /// light/rule mismatch (not yet raised). `None` when no such deadline is pending.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.active.contains(&Alert::RuleMismatch) {
+            return None;
+        }
+        self.mismatch_since
+            .and_then(|since| since.checked_add(self.settings.settle))
+    }
+
     fn raise(&mut self, alert: Alert, out: &mut Vec<AlertEvent>, detail: impl FnOnce() -> String) {
         if self.active.insert(alert) {
             out.push(AlertEvent {
@@ -453,7 +463,7 @@ impl Monitor {
 mod tests {
     use super::*;
     use crate::config::{ControlSettings, FailurePolicy, LampLux};
-    use crate::control::{Controller, Inputs, SensorInput};
+    use crate::core::control::{Controller, Inputs, SensorInput};
 
     fn settings(min_rise: f64) -> MonitorSettings {
         MonitorSettings {
@@ -476,7 +486,7 @@ mod tests {
         fn new(min_rise: f64) -> Rig {
             Rig {
                 m: Monitor::new(settings(min_rise)),
-                t0: Instant::now(),
+                t0: crate::hw::mock::test_instant(),
                 demanded: false,
                 commanded: false,
                 readback: Some(false),
@@ -686,8 +696,9 @@ mod tests {
             });
             holds += usize::from(matches!(
                 d.reason,
-                crate::control::Reason::MinOnHold | crate::control::Reason::MinOffHold
+                crate::core::control::Reason::MinOnHold | crate::core::control::Reason::MinOffHold
             ));
+            c.switched(now, d.light_on);
             (r.demanded, r.commanded, r.readback) = (d.light_on, d.light_on, Some(d.light_on));
             let ev = r.reading(f64::from(s), lux, (lux * 1.2) as u16);
             assert!(ev.is_empty(), "at {s} s: {ev:?}");
