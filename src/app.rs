@@ -310,8 +310,8 @@ impl Shell {
                 } => self.outbox.publish(topic, payload, retained),
                 Effect::Persist(Persist::Relay { on }) => self.persist_relay(on),
                 Effect::Persist(Persist::History(w)) => {
-                    if let Some(d) = &self.dashboard {
-                        d.write(&w);
+                    if self.dashboard.as_ref().is_some_and(|d| !d.write(&w)) {
+                        core.history_write_failed();
                     }
                 }
                 Effect::Notify(line) => notify(systemd::status(&line)),

@@ -273,22 +273,25 @@ impl History {
         self.last = Some((now_s, sample.light_on));
     }
 
-    /// Keep the minutes in time order: a minute at or before the newest one replaces the newer ones (the clock
-    /// went back; the repeated time wins).
-    fn push_minute(&mut self, m: Minute) {
-        while self.minutes.back().is_some_and(|b| b.t >= m.t) {
-            self.minutes.pop_back();
+    /// Keep the minutes in time order: a minute at or before the newest one is dropped. The wall clock went back
+    /// (DST ended, or a Pi without a real-time clock booted with an old time before NTP set it): what was recorded
+    /// stays, and recording resumes once the clock passes it again.
+    fn push_minute(&mut self, m: Minute) -> bool {
+        if self.minutes.back().is_some_and(|b| b.t >= m.t) {
+            return false;
         }
         self.minutes.push_back(m);
         while self.minutes.len() > MINUTES_KEPT {
             self.minutes.pop_front();
         }
+        true
     }
 
     fn close(&mut self, acc: Acc) {
         let m = acc.close();
-        self.push_minute(m);
-        self.unsaved_minutes.push(m);
+        if self.push_minute(m) {
+            self.unsaved_minutes.push(m);
+        }
     }
 
     fn put_day(&mut self, day: Day) {
@@ -381,6 +384,12 @@ impl History {
         })
     }
 
+    /// The shell could not write the last flush (disk full, the file removed): the next flush rewrites the whole
+    /// file, so nothing appended later sits behind a gap.
+    pub fn write_failed(&mut self) {
+        self.needs_replace = true;
+    }
+
     /// Read a file written by [`flush`](History::flush). Damage (a torn last write, a corrupt frame, a file of
     /// another kind) ends the reading there; what came before is kept and the problem is reported.
     pub fn load(bytes: &[u8]) -> Loaded {
@@ -402,7 +411,9 @@ impl History {
                 Ok((records, used)) => {
                     for r in records {
                         match r {
-                            Record::Minute(m) => history.push_minute(m),
+                            Record::Minute(m) => {
+                                history.push_minute(m);
+                            }
                             Record::Day(d) => history.put_day(d),
                         }
                     }
@@ -539,12 +550,16 @@ mod tests {
     fn the_clock_going_back_keeps_minutes_in_order() {
         let mut h = History::new();
         run(&mut h, at(1, 2, 0, 0), 600, |_| false);
-        // DST ends: 02:10 becomes 01:10 again... here 02:05 again.
+        // The clock goes back 5 minutes (as at the end of DST, by an hour).
         run(&mut h, at(1, 2, 5, 0), 120, |_| false);
         let ts: Vec<i32> = h.minutes().iter().map(|m| m.t).collect();
         assert!(ts.windows(2).all(|w| w[0] < w[1]), "{ts:?}");
-        // The last closed minute is 02:05 (02:06 is still open); the first pass's 02:05-02:09 were replaced.
-        assert_eq!(*ts.last().unwrap(), minute_of(at(1, 2, 5, 0)));
+        // The first pass's 02:00-02:09 stay; the repeated 02:05-02:06 are not recorded a second time.
+        assert_eq!(ts.len(), 10);
+        assert_eq!(*ts.last().unwrap(), minute_of(at(1, 2, 9, 0)));
+        // Once the clock passes the newest minute, recording resumes.
+        run(&mut h, at(1, 2, 12, 0), 120, |_| false);
+        assert_eq!(h.minutes().back().unwrap().t, minute_of(at(1, 2, 12, 0)));
     }
 
     #[test]
@@ -736,6 +751,21 @@ mod tests {
         bad.extend_from_slice(&u32::MAX.to_le_bytes());
         bad.extend_from_slice(&[0; 12]);
         assert!(History::load(&bad).problem.unwrap().contains("implausible"));
+    }
+
+    #[test]
+    fn a_failed_write_makes_the_next_flush_a_replacement() {
+        let mut h = History::new();
+        run(&mut h, at(1, 0, 0, 0), 600, |_| false);
+        assert!(matches!(h.flush(at(1, 0, 10, 0)), Some(Write::Replace(_))));
+        run(&mut h, at(1, 0, 10, 0), 600, |_| false);
+        assert!(matches!(h.flush(at(1, 0, 20, 0)), Some(Write::Append(_))));
+        h.write_failed();
+        run(&mut h, at(1, 0, 20, 0), 600, |_| false);
+        let Some(Write::Replace(bytes)) = h.flush(at(1, 0, 30, 0)) else {
+            panic!("a replacement after the failure")
+        };
+        assert_eq!(History::load(&bytes).history.minutes(), h.minutes());
     }
 
     #[test]

@@ -446,6 +446,11 @@ impl Core {
         self.history = history;
     }
 
+    /// The shell could not execute the last `Persist::History`: the next one rewrites the whole file.
+    pub fn history_write_failed(&mut self) {
+        self.history.write_failed();
+    }
+
     /// The aggregates so far (the shell hands a copy to the HTTP server once a minute).
     pub fn history(&self) -> &history::History {
         &self.history

@@ -37,6 +37,8 @@ pub fn load_history(path: &Path) -> (History, Option<String>) {
 pub fn write_history(path: &Path, w: &Write) -> std::io::Result<()> {
     match w {
         Write::Append(bytes) => {
+            // Never create the file here: a journal without its header would be unreadable. A missing file is an
+            // error, and the core's next flush replaces the whole file.
             let mut f = fs::OpenOptions::new().append(true).open(path)?;
             f.write_all(bytes)?;
             f.sync_data()

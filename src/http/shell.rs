@@ -82,11 +82,15 @@ impl Dashboard {
         });
     }
 
-    /// Execute the core's `Persist::History`.
-    pub fn write(&self, w: &Write) {
-        if let Some(path) = &self.file {
-            if let Err(e) = write_history(path, w) {
+    /// Execute the core's `Persist::History`; `false` when it failed (logged; the core then rewrites the whole
+    /// file next time).
+    pub fn write(&self, w: &Write) -> bool {
+        let Some(path) = &self.file else { return true };
+        match write_history(path, w) {
+            Ok(()) => true,
+            Err(e) => {
                 warn!("cannot write the history to {}: {e}", path.display());
+                false
             }
         }
     }
