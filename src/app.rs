@@ -98,6 +98,8 @@ struct SensorEvent {
     result: Result<Measurement, SensorError>,
     /// When the measurement started (the light state at that instant is what the sensor saw).
     at: Instant,
+    /// When the thread measures next: an accelerated clock is held there once the core has this reading.
+    next: Instant,
 }
 
 /// Run the daemon until SIGTERM/SIGINT. Returns after the relay was put to `relay.on_stop`, the final state was
@@ -161,10 +163,8 @@ async fn run_async(
     });
 
     let mut relay = hw.relay;
-    let start = Start {
-        relay: relay.read_back().map_err(|e| e.to_string()),
-    };
-    let state_file = (settings.relay.on_start == OnStart::Restore).then(state_file);
+    let start = Start::new(relay.read_back().map_err(|e| e.to_string()));
+    let state_file = crate::core::restores(&settings).then(state_file);
     let listen = settings.http.listen;
     let mut core = Core::new(settings, start, hw.clock.moment());
     let state_dir = self::state_file()
@@ -199,6 +199,9 @@ async fn run_async(
         tokio::select! {
             Some(ev) = sensor_rx.recv() => {
                 shell.run(&mut core, Event::Reading { started: ev.at, result: ev.result });
+                // An accelerated clock stood still since the measurement; the core has it now, so simulated time
+                // may run on to the next one.
+                shell.clock.hold_until(ev.next);
             }
             Some(ev) = mqtt_events.recv() => match ev {
                 client::Event::Connected => shell.run(
@@ -374,8 +377,9 @@ fn log_line(level: Severity, line: &str) {
 }
 
 /// The blocking sensor loop: one auto-ranged measurement per interval on the shell's clock, re-probing a failing
-/// sensor with backoff. It holds an accelerated clock at its next measurement ([`Clock::hold_until`]), so the
-/// simulated world never runs past a reading this thread has not taken yet.
+/// sensor with backoff. An accelerated clock ([`Clock::hold_until`]) stands still from each measurement until the
+/// core has handled it, so the simulated world never runs ahead of the readings the core has seen (a late
+/// thread or a busy core slows simulated time down instead of making readings stale).
 fn spawn_sensor_thread(
     mut factory: SensorFactory,
     clock: Arc<dyn Clock>,
@@ -392,6 +396,7 @@ fn spawn_sensor_thread(
             clock.hold_until(next);
             while !cancel.is_cancelled() {
                 let at = clock.now();
+                // The conversion waits run on the clock (and move its hold along).
                 let result = match sensor.as_mut() {
                     Some(s) => s.measure(),
                     None => factory().and_then(|mut s| {
@@ -405,9 +410,6 @@ fn spawn_sensor_thread(
                 } else {
                     failures.saturating_add(1)
                 };
-                if tx.blocking_send(SensorEvent { result, at }).is_err() {
-                    break;
-                }
                 // Backoff while failing: interval × 2^(failures-1), capped at 5 s (never below the interval): a
                 // probe costs one I2C transaction, and a re-plugged sensor is back within seconds.
                 let wait = if failures == 0 {
@@ -421,7 +423,9 @@ fn spawn_sensor_thread(
                 if next < now {
                     next = now;
                 }
-                clock.hold_until(next);
+                if tx.blocking_send(SensorEvent { result, at, next }).is_err() {
+                    break;
+                }
                 wait_or_cancel(&cancel, clock.as_ref(), next);
             }
         })

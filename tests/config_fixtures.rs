@@ -324,27 +324,34 @@ fn example_config_loads_cleanly_to_the_defaults() {
     assert_eq!(s, load_str_with("", &env()).unwrap());
 }
 
+/// config/greenhoused.toml is generated from the key declarations (src/config/keys.rs): every key, its default and
+/// its doc. After adding or changing a key, regenerate it with
+/// `GREENHOUSED_BLESS=1 cargo test --test config_fixtures example`.
 #[test]
-fn example_config_mentions_every_key() {
+fn example_config_is_generated_from_the_key_declarations() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/greenhoused.toml");
-    let text = std::fs::read_to_string(example).unwrap();
-    let table: toml::Table = text.parse().unwrap();
-    for (section, keys) in greenhoused::config::raw::SCHEMA {
-        let present = table.get(*section).and_then(|v| v.as_table());
-        for key in *keys {
-            if (*section, *key) == ("dli", "tariff") {
-                // No tariff by default: the example shows the array of tables commented out.
-                assert!(
-                    text.contains("# [[dli.tariff]]"),
-                    "config/greenhoused.toml lacks the [[dli.tariff]] example"
-                );
-                continue;
-            }
-            assert!(
-                present.is_some_and(|t| t.contains_key(*key)),
-                "config/greenhoused.toml lacks {section}.{key}"
-            );
-        }
+    let expected = greenhoused::config::render_example();
+    if std::env::var_os("GREENHOUSED_BLESS").is_some() {
+        std::fs::write(&example, &expected).expect("write config/greenhoused.toml");
+    }
+    let text = std::fs::read_to_string(&example).expect("read config/greenhoused.toml");
+    assert!(
+        text == expected,
+        "config/greenhoused.toml differs from the key declarations; regenerate it with \
+         `GREENHOUSED_BLESS=1 cargo test --test config_fixtures example`"
+    );
+    // Every key appears in it (tables as a commented example).
+    let table: toml::Table = text.parse().expect("the example parses");
+    for key in greenhoused::config::keys::KEYS {
+        let present = table
+            .get(key.section())
+            .and_then(|v| v.as_table())
+            .is_some_and(|t| t.contains_key(key.name()));
+        assert!(
+            present || text.contains(&format!("# [[{}]]", key.path)),
+            "config/greenhoused.toml lacks {}",
+            key.path
+        );
     }
 }
 

@@ -1,5 +1,7 @@
 //! The daemon as a black box: `greenhoused --mock-hardware` as a separate process against a real mosquitto on a
-//! free loopback port (and its embedded broker), observed only through MQTT and its log.
+//! free loopback port (and its embedded broker), observed only through MQTT and its log. The decisions behind
+//! it (dwell, overrides, alerts) are tested on the Core with chosen times (src/core/tests.rs); the fault
+//! scenarios through `P/mock/set` are in tests/fault_*.rs.
 
 mod common;
 
@@ -353,32 +355,6 @@ async fn retained_command_is_ignored_with_a_warning() {
 }
 
 #[tokio::test]
-async fn manual_override_expires_back_to_auto() {
-    let Some(mut rig) = Rig::start("expiry", |c| c).await else {
-        return;
-    };
-    rig.wait_light("off", "auto").await;
-    let sent = Instant::now();
-    rig.send(r#"{"state": "on", "for_s": 1}"#).await;
-    rig.wait_light("on", "manual").await;
-    let s = rig.wait_light("off", "auto").await;
-    assert_eq!(s["reason"], "above_threshold");
-    assert!(sent.elapsed() >= Duration::from_secs(1), "expired early");
-}
-
-#[tokio::test]
-async fn override_max_caps_a_manual_command() {
-    let Some(mut rig) = Rig::start("overridemax", |c| c.set("control.override_max_s", "1")).await
-    else {
-        return;
-    };
-    rig.wait_light("off", "auto").await;
-    rig.send("on").await;
-    rig.wait_light("on", "manual").await;
-    rig.wait_light("off", "auto").await;
-}
-
-#[tokio::test]
 async fn broker_restart_republishes_state_and_the_daemon_keeps_running() {
     let Some(mut rig) = Rig::start("restart", |c| c).await else {
         return;
@@ -518,83 +494,6 @@ async fn sensor_error_and_stale_alerts_raise_and_clear() {
         log.contains("alert sensor_error raised") && log.contains("alert sensor_error cleared"),
         "{log}"
     );
-}
-
-#[tokio::test]
-async fn sensor_saturated_alert_raises_and_clears() {
-    let Some(mut rig) = Rig::start("saturated", |c| c).await else {
-        return;
-    };
-    rig.mock(r#"{"ambient_lux": 150000}"#).await;
-    rig.wait_alert("sensor_saturated", true).await;
-    // (That a saturated reading is never published as lux is checked in tests/fault_sensor.rs.)
-    rig.wait_state(|v| v["sensor"] == "saturated").await;
-    rig.mock(r#"{"ambient_lux": 1000}"#).await;
-    rig.wait_alert("sensor_saturated", false).await;
-    rig.wait_health(&[]).await;
-}
-
-#[tokio::test]
-async fn sensor_stuck_alert_when_the_light_toggles_and_nothing_changes() {
-    let Some(mut rig) = Rig::start("stuck", |c| c).await else {
-        return;
-    };
-    rig.wait_state(|v| v["sensor"] == "ok" && v["lux"].is_number())
-        .await;
-    rig.mock(r#"{"sensor_fault": "stuck"}"#).await;
-    rig.send("on").await;
-    rig.wait_alert("sensor_stuck", true).await;
-    rig.mock(r#"{"sensor_fault": "none"}"#).await;
-    rig.wait_alert("sensor_stuck", false).await;
-    rig.wait_health(&[]).await;
-}
-
-#[tokio::test]
-async fn relay_stuck_raises_readback_and_rule_mismatch_then_clears() {
-    let Some(mut rig) = Rig::start("relaystuck", |c| c).await else {
-        return;
-    };
-    rig.wait_light("off", "auto").await;
-    rig.mock(r#"{"relay_stuck": true}"#).await;
-    rig.send("on").await;
-    rig.wait_alert("relay_readback", true).await;
-    let m = rig.wait_alert("rule_mismatch", true).await;
-    assert!(m["detail"].as_str().is_some_and(|d| !d.is_empty()));
-    // P/light reports the pin, not the wish.
-    assert!(!rig
-        .obs
-        .payloads(&rig.t("light"))
-        .contains(&"on".to_string()));
-    rig.mock(r#"{"relay_stuck": false}"#).await;
-    rig.wait_alert("relay_readback", false).await;
-    rig.wait_alert("rule_mismatch", false).await;
-    let mark = rig.mark;
-    let light = rig.t("light");
-    rig.obs
-        .wait_after(mark, &light, |m| m.payload == "on", T)
-        .await
-        .expect("the relay follows once freed");
-    rig.wait_health(&[]).await;
-}
-
-#[tokio::test]
-async fn lamp_no_effect_alert_when_the_lamp_is_broken() {
-    let Some(mut rig) =
-        Rig::start("lampbroken", |c| c.set("monitor.lamp_min_rise_lux", "100")).await
-    else {
-        return;
-    };
-    rig.wait_state(|v| v["sensor"] == "ok" && v["lux"].is_number())
-        .await;
-    rig.mock(r#"{"lamp_broken": true}"#).await;
-    rig.send("on").await;
-    rig.wait_alert("lamp_no_effect", true).await;
-    rig.mock(r#"{"lamp_broken": false}"#).await;
-    rig.send("off").await;
-    rig.wait_light("off", "manual").await;
-    rig.send("on").await;
-    rig.wait_alert("lamp_no_effect", false).await;
-    assert_eq!(rig.alert_count("lamp_no_effect", true), 1);
 }
 
 #[tokio::test]

@@ -16,8 +16,10 @@ use common::full;
 use common::procfs::{cpu_time, tz_for_local_time};
 use rand::Rng;
 
+/// Real seconds between readings.
 const INTERVAL: f64 = 0.75;
-/// Simulated time runs this much faster: the twilight before sunrise then raises the lux by about 1 % per
+/// Simulated time runs this much faster (the sensor cadence runs on simulated time: `sensor.interval_s` is
+/// `INTERVAL × TIME_SCALE`): the twilight before sunrise then raises the lux by about 1 % per
 /// reading, so every reading has its own value (readings can be counted and told apart by value).
 const TIME_SCALE: f64 = 4.0;
 
@@ -40,8 +42,9 @@ async fn broker_chaos_twenty_restarts() {
     let config = test_config(
         &mqtt_section(broker.port(), &prefix),
         &format!(
-            "[sensor]\ninterval_s = {INTERVAL}\n\n[control]\nmin_on_s = 0\nmin_off_s = 0\nwindow = \"12:00-13:00\"\n\n\
-             [mock]\nambient = \"day\"\nlamp_lux = 0\ntime_scale = {TIME_SCALE}\n"
+            "[sensor]\ninterval_s = {}\n\n[control]\nmin_on_s = 0\nmin_off_s = 0\nwindow = \"12:00-13:00\"\n\n\
+             [mock]\nambient = \"day\"\nlamp_lux = 0\ntime_scale = {TIME_SCALE}\n",
+            INTERVAL * TIME_SCALE
         ),
     );
     let tz = tz_for_local_time(5, 48, 0);

@@ -271,45 +271,24 @@ fn config_never_panics_on_any_text() {
     });
 }
 
-/// Every key of the documented schema with a value of a random type, except the file paths (`password_file`,
-/// `ca_file`, `cert_file`, `key_file`: they name files to read; src/config/validate.rs tests those), plus two unknown keys.
+/// Every declared key with a value of a random type, except the file paths (`password_file`, `ca_file`,
+/// `cert_file`, `key_file`, `weather`: they name files to read; src/config/validate.rs tests those), plus two
+/// unknown keys.
 fn config_line() -> impl Strategy<Value = (String, String)> {
-    let keys = prop_oneof![
-        Just(("device", "id")),
-        Just(("device", "name")),
-        Just(("mqtt", "url")),
-        Just(("mqtt", "embedded_listen")),
-        Just(("mqtt", "client_id")),
-        Just(("mqtt", "topic_prefix")),
-        Just(("mqtt", "username")),
-        Just(("mqtt", "keepalive_s")),
-        Just(("mqtt", "qos")),
-        Just(("sensor", "source")),
-        Just(("sensor", "i2c_bus")),
-        Just(("sensor", "address")),
-        Just(("sensor", "interval_s")),
-        Just(("sensor", "topic")),
-        Just(("sensor", "stale_after_s")),
-        Just(("relay", "gpio")),
-        Just(("relay", "active_low")),
-        Just(("relay", "on_start")),
-        Just(("relay", "on_stop")),
-        Just(("control", "on_below_lux")),
-        Just(("control", "off_above_lux")),
-        Just(("control", "min_on_s")),
-        Just(("control", "min_off_s")),
-        Just(("control", "window")),
-        Just(("control", "on_sensor_failure")),
-        Just(("control", "override_max_s")),
-        Just(("control", "lamp_lux")),
-        Just(("monitor", "settle_s")),
-        Just(("monitor", "lamp_min_rise_lux")),
-        Just(("mock", "ambient")),
-        Just(("mock", "lamp_lux")),
-        Just(("mock", "time_scale")),
-        Just(("bogus", "key")),
-        Just(("control", "bogus")),
+    let files = [
+        "mqtt.password_file",
+        "mqtt.ca_file",
+        "mqtt.cert_file",
+        "mqtt.key_file",
+        "mock.weather",
     ];
+    let mut names: Vec<(&str, &str)> = greenhoused::config::keys::KEYS
+        .iter()
+        .filter(|k| !files.contains(&k.path))
+        .map(|k| (k.section(), k.name()))
+        .collect();
+    names.extend([("bogus", "key"), ("control", "bogus")]);
+    let keys = proptest::sample::select(names);
     let values = prop_oneof![
         any::<i64>().prop_map(|i| i.to_string()),
         any::<f64>().prop_map(|f| if f.is_nan() {

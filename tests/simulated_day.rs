@@ -1,16 +1,18 @@
-//! A whole simulated day on the mock environment: the real `bh1750` driver and auto-ranging read the simulated
-//! BH1750, which sees the day's light plus the lamp; the control state machine (default configuration: 450/550 lx,
-//! 60 s dwell, window 06:00-22:00, lamp contribution learned automatically) drives the simulated relay. Time is
-//! virtual, so 24 h take a moment.
+//! A whole simulated day on the mock environment, driven through the real [`Core`]: the real `bh1750` driver and
+//! auto-ranging read the simulated BH1750, which sees the day's light plus the lamp; the core (default
+//! configuration: 450/550 lx, 60 s dwell, window 06:00-22:00, lamp contribution learned automatically) decides,
+//! and its relay writes go to the simulated relay and are read back, as the daemon shell does. Time is virtual
+//! (the core's wake-ups and the sensor's conversions move it), so 24 h take a moment.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveTime, Timelike};
 use greenhoused::config::{self, LampLux, Settings};
-use greenhoused::control::{window_contains, Controller, Inputs, SensorInput};
-use greenhoused::hw::mock::{self, Clock, VirtualClock};
-use greenhoused::hw::Measurement;
+use greenhoused::control::window_contains;
+use greenhoused::core::{Core, Effect, Event, Start};
+use greenhoused::hw::mock::{self, Clock, VirtualClock, World};
+use greenhoused::hw::Relay;
 
 /// One switch of the relay during the day.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +28,8 @@ struct DayRun {
     /// Seconds the lamp was on outside the window.
     on_outside_window_s: u32,
     learned_lamp_lux: f64,
+    /// Alerts the monitor raised during the day.
+    alerts: Vec<String>,
 }
 
 fn settings(lamp_lux: LampLux) -> Settings {
@@ -36,53 +40,106 @@ fn settings(lamp_lux: LampLux) -> Settings {
     s
 }
 
+/// The shell's part: hand `event` to the core, answer relay writes with the simulated relay's read-back, and
+/// record what the core published.
+struct Shell {
+    clock: VirtualClock,
+    world: World,
+    relay: Box<dyn Relay>,
+    light_topic: String,
+    alert_topic: String,
+    run: DayRun,
+}
+
+impl Shell {
+    fn handle(&mut self, core: &mut Core, event: Event) {
+        let mut effects = core.handle(self.clock.moment(), event);
+        while !effects.is_empty() {
+            let mut more = Vec::new();
+            for effect in effects {
+                match effect {
+                    Effect::SetRelay(on) => {
+                        let write = self.relay.set(on).map_err(|e| e.to_string());
+                        let read_back = self.relay.read_back().map_err(|e| e.to_string());
+                        more.extend(core.handle(
+                            self.clock.moment(),
+                            Event::Relay {
+                                requested: on,
+                                write,
+                                read_back,
+                            },
+                        ));
+                    }
+                    Effect::Publish { topic, payload, .. } if topic == self.light_topic => {
+                        let t = self.clock.local_time();
+                        self.run.switches.push(Switch {
+                            minute: (t.hour() * 60 + t.minute()) as u16,
+                            on: payload == "on",
+                            ambient: self.world.ambient_lux(),
+                        });
+                    }
+                    Effect::Publish { topic, payload, .. }
+                        if topic == self.alert_topic && payload.contains("\"active\":true") =>
+                    {
+                        self.run.alerts.push(payload);
+                    }
+                    _ => {}
+                }
+            }
+            effects = more;
+        }
+    }
+}
+
 fn simulate_day(s: &Settings) -> DayRun {
     let clock = VirtualClock::new(NaiveTime::from_hms_opt(0, 0, 0).expect("midnight"));
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
     let (world, mut sensor, mut relay) = mock::build(&s.mock, &s.sensor, &s.relay, false, shared);
-    let mut controller = Controller::new(s.control.clone(), false, clock.now());
-    let mut light = false;
-    let mut run = DayRun {
-        switches: Vec::new(),
-        on_outside_window_s: 0,
-        learned_lamp_lux: 0.0,
+    let start = Start::new(relay.read_back().map_err(|e| e.to_string()));
+    let mut core = Core::new(s.clone(), start, clock.moment());
+    let topics = core.topics().clone();
+    let mut shell = Shell {
+        clock: clock.clone(),
+        world,
+        relay,
+        light_topic: topics.light,
+        alert_topic: topics.alert,
+        run: DayRun {
+            switches: Vec::new(),
+            on_outside_window_s: 0,
+            learned_lamp_lux: 0.0,
+            alerts: Vec::new(),
+        },
     };
     let day = Duration::from_secs(24 * 3600);
     while clock.elapsed() < day {
-        let cycle_start = clock.elapsed();
-        let at = clock.now();
-        let reading = match sensor.measure() {
-            Ok(Measurement::Lux { lux, .. }) => Some(SensorInput::Reading { lux, at }),
-            Ok(Measurement::Saturated) => None,
-            Err(e) => panic!("the simulated sensor failed: {e}"),
-        };
+        // One reading per interval: the measurement's conversion waits advance the clock.
+        let cycle_start = clock.now();
+        let result = sensor.measure();
+        shell.handle(
+            &mut core,
+            Event::Reading {
+                started: cycle_start,
+                result,
+            },
+        );
+        // The core's wake-ups up to the next reading (dwell ends, minute edges).
+        let next = cycle_start + s.sensor.interval;
+        while let Some(wake) = core.next_wakeup().filter(|w| *w <= next) {
+            clock.advance_to(wake);
+            shell.handle(&mut core, Event::Tick);
+        }
+        clock.advance_to(next);
         let t = clock.local_time();
         let minute = (t.hour() * 60 + t.minute()) as u16;
-        let decision = controller.decide(&Inputs {
-            now: clock.now(),
-            local_minute: minute,
-            sensor: reading,
-        });
-        if decision.light_on != light {
-            relay.set(decision.light_on).expect("simulated relay");
-            controller.switched(clock.now(), decision.light_on);
-            light = decision.light_on;
-            run.switches.push(Switch {
-                minute,
-                on: light,
-                ambient: world.ambient_lux(),
-            });
-        }
-        if light && !window_contains(s.control.window, minute) {
-            run.on_outside_window_s += 1;
-        }
-        // Next cycle one sensor interval after this one started (the conversion already took part of it).
-        let next = cycle_start + s.sensor.interval;
-        if clock.elapsed() < next {
-            clock.advance(next - clock.elapsed());
+        if core.view().light && !window_contains(s.control.window, minute) {
+            shell.run.on_outside_window_s += s.sensor.interval.as_secs() as u32;
         }
     }
-    run.learned_lamp_lux = controller.lamp_lux();
+    let mut run = shell.run;
+    // The first P/light is the start state, not a switch.
+    run.switches.remove(0);
+    run.learned_lamp_lux = core.view().lamp_learned_lux.unwrap_or(0.0);
     run
 }
 
@@ -122,6 +179,11 @@ fn a_simulated_day_has_no_flaps_and_no_light_outside_the_window() {
         "switches the ambient light does not justify (flaps): {bad:?}"
     );
     assert_eq!(run.on_outside_window_s, 0, "lamp on outside 06:00-22:00");
+    assert!(
+        run.alerts.is_empty(),
+        "the monitor stays quiet: {:?}",
+        run.alerts
+    );
     // Dawn (on at 06:00, off when the sun is up) and dusk (on at sunset, off at 22:00), plus cloud dips at most.
     assert!(
         run.switches.len() >= 4,

@@ -3,6 +3,7 @@
 //! [`render`] prints the effective configuration, [`reload`] tells which changes need a restart.
 
 pub mod error;
+pub mod keys;
 pub mod load;
 pub mod raw;
 pub mod reload;
@@ -15,14 +16,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::{ConfigError, Problem};
+pub use keys::Reload;
 pub use load::{load, load_str, load_str_with, load_with, Environment};
-pub use reload::restart_required_changes;
-pub use render::render_effective;
+pub use reload::{changes, live_changes, restart_required_changes};
+pub use render::{render_effective, render_example};
 
 /// Default configuration file path of the contract.
 pub const DEFAULT_PATH: &str = "/etc/greenhoused/greenhoused.toml";
 
-/// The validated, typed configuration.
+/// The validated, typed configuration: what [`load`] returns. The sections' `Default`s are blanks (zeros, empty
+/// strings, the first choice) that validation fills key by key, not the configuration's defaults: those are what
+/// `load_str("")` gives. Each key is declared in [`keys::KEYS`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub device: DeviceSettings,
@@ -37,7 +41,7 @@ pub struct Settings {
     pub mock: MockSettings,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeviceSettings {
     /// `[a-z0-9_-]{1,64}`; default: the host name, lower-cased and sanitised.
     pub id: String,
@@ -45,9 +49,10 @@ pub struct DeviceSettings {
 }
 
 /// `mqtt.url`: the embedded broker, or one or more remote brokers tried in order (failover).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum BrokerUrl {
     /// Host rumqttd in-process on `MqttSettings::embedded_listen`.
+    #[default]
     Embedded,
     /// One or more brokers (never empty): the first that answers is used; on a loss the next ones are tried in
     /// order. All use TLS or none do (validation rejects a mix: failover must not downgrade to plain text).
@@ -148,6 +153,26 @@ pub struct MqttSettings {
     pub qos: i32,
 }
 
+impl MqttSettings {
+    /// A blank (see [`Settings`]).
+    pub(crate) fn blank() -> Self {
+        MqttSettings {
+            url: BrokerUrl::Embedded,
+            embedded_listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            client_id: String::new(),
+            topic_prefix: String::new(),
+            username: None,
+            password_file: None,
+            password: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            keepalive: Duration::ZERO,
+            qos: 0,
+        }
+    }
+}
+
 impl std::fmt::Debug for MqttSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttSettings")
@@ -167,13 +192,14 @@ impl std::fmt::Debug for MqttSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SensorSource {
+    #[default]
     Bh1750,
     Mqtt,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SensorSettings {
     pub source: SensorSource,
     pub i2c_bus: PathBuf,
@@ -185,21 +211,23 @@ pub struct SensorSettings {
     pub stale_after: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnStart {
+    #[default]
     Off,
     On,
     Restore,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnStop {
+    #[default]
     Off,
     On,
     Keep,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RelaySettings {
     pub gpio: u8,
     pub active_low: bool,
@@ -226,31 +254,34 @@ impl fmt::Display for Window {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FailurePolicy {
+    #[default]
     Off,
     On,
     Keep,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum LampLux {
     /// Learn the lamp's contribution from the lux step across each switch.
+    #[default]
     Auto,
     /// A fixed contribution in lux; 0 disables compensation.
     Fixed(f64),
 }
 
 /// `control.strategy`: what decides the light inside the window in auto mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strategy {
     /// The lux band `on_below_lux` / `off_above_lux`.
+    #[default]
     Threshold,
     /// Light to the daily light integral target of `[dli]` (the band only while no DLI decision is possible).
     Dli,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ControlSettings {
     pub strategy: Strategy,
     pub on_below_lux: f64,
@@ -265,7 +296,7 @@ pub struct ControlSettings {
     pub lamp_lux: LampLux,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct MonitorSettings {
     pub settle: Duration,
     /// 0 disables the `lamp_no_effect` check.
@@ -273,7 +304,7 @@ pub struct MonitorSettings {
 }
 
 /// `[dli]`: daily light integral accounting and the `dli` strategy's target, lamp figures and prices.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DliSettings {
     /// The crop's daily target in mol m⁻² d⁻¹; 0 = accounting only (needs > 0 with strategy "dli").
     pub target_mol: f64,
@@ -324,7 +355,7 @@ impl DliSettings {
 }
 
 /// `[homeassistant]`: MQTT discovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HomeAssistantSettings {
     pub discovery: bool,
     /// A valid topic prefix (no wildcards, no leading/trailing '/').
@@ -334,21 +365,22 @@ pub struct HomeAssistantSettings {
 }
 
 /// `[http]`: the read-only dashboard, `/metrics` and `/api`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HttpSettings {
     /// `None` = off (`listen = ""`).
     pub listen: Option<SocketAddr>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Ambient {
     /// Sunrise/sunset curve with clouds.
+    #[default]
     Day,
     /// A constant lux.
     Constant(f64),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct MockSettings {
     pub ambient: Ambient,
     pub lamp_lux: f64,

@@ -1,73 +1,47 @@
-//! What a configuration reload (SIGHUP) can apply live, and what needs a restart.
+//! What a configuration reload (SIGHUP) can apply live, and what needs a restart: each key's [`Reload`] class
+//! in [`super::keys`]. Live: [control], [monitor] and [dli]; everything else needs a restart.
 
+use super::keys::{Reload, KEYS};
 use super::Settings;
 
-/// Key paths whose value differs between `old` and `new` and that only take effect after a restart: every key
-/// outside `[control]`, `[monitor]` and `[dli]` (those apply live). A changed password counts as
+/// Every key whose value differs between `old` and `new`, with its class, in declaration order. Derived values
+/// count (a changed `mqtt.topic_prefix` also moves the default `sensor.topic`); a changed password counts as
 /// `mqtt.password_file`.
-pub fn restart_required_changes(old: &Settings, new: &Settings) -> Vec<String> {
-    let mut changed = Vec::new();
-    let mut check = |key: &str, differs: bool| {
-        if differs {
-            changed.push(key.to_string());
-        }
-    };
-    let (o, n) = (&old.device, &new.device);
-    check("device.id", o.id != n.id);
-    check("device.name", o.name != n.name);
-
-    let (o, n) = (&old.mqtt, &new.mqtt);
-    check("mqtt.url", o.url != n.url);
-    check(
-        "mqtt.embedded_listen",
-        o.embedded_listen != n.embedded_listen,
-    );
-    check("mqtt.client_id", o.client_id != n.client_id);
-    check("mqtt.topic_prefix", o.topic_prefix != n.topic_prefix);
-    check("mqtt.username", o.username != n.username);
-    check(
-        "mqtt.password_file",
-        o.password_file != n.password_file || o.password != n.password,
-    );
-    check("mqtt.ca_file", o.ca_file != n.ca_file);
-    check("mqtt.cert_file", o.cert_file != n.cert_file);
-    check("mqtt.key_file", o.key_file != n.key_file);
-    check("mqtt.keepalive_s", o.keepalive != n.keepalive);
-    check("mqtt.qos", o.qos != n.qos);
-
-    let (o, n) = (&old.sensor, &new.sensor);
-    check("sensor.source", o.source != n.source);
-    check("sensor.i2c_bus", o.i2c_bus != n.i2c_bus);
-    check("sensor.address", o.address != n.address);
-    check("sensor.interval_s", o.interval != n.interval);
-    check("sensor.topic", o.topic != n.topic);
-    check("sensor.stale_after_s", o.stale_after != n.stale_after);
-
-    let (o, n) = (&old.relay, &new.relay);
-    check("relay.gpio", o.gpio != n.gpio);
-    check("relay.active_low", o.active_low != n.active_low);
-    check("relay.on_start", o.on_start != n.on_start);
-    check("relay.on_boot", o.on_boot != n.on_boot);
-    check("relay.on_stop", o.on_stop != n.on_stop);
-
-    let (o, n) = (&old.homeassistant, &new.homeassistant);
-    check("homeassistant.discovery", o.discovery != n.discovery);
-    check(
-        "homeassistant.discovery_prefix",
-        o.discovery_prefix != n.discovery_prefix,
-    );
-    check(
-        "homeassistant.status_topic",
-        o.status_topic != n.status_topic,
-    );
-    check("http.listen", old.http.listen != new.http.listen);
-
-    let (o, n) = (&old.mock, &new.mock);
-    check("mock.ambient", o.ambient != n.ambient);
-    check("mock.lamp_lux", o.lamp_lux != n.lamp_lux);
-    check("mock.time_scale", o.time_scale != n.time_scale);
-    check("mock.weather", o.weather != n.weather);
+pub fn changes(old: &Settings, new: &Settings) -> Vec<(&'static str, Reload)> {
+    let mut changed: Vec<(&'static str, Reload)> = KEYS
+        .iter()
+        .filter(|k| (k.get)(old) != (k.get)(new))
+        .map(|k| (k.path, k.reload))
+        .collect();
+    if old.mqtt.password != new.mqtt.password
+        && !changed.iter().any(|(k, _)| *k == "mqtt.password_file")
+    {
+        let index = |path: &str| KEYS.iter().position(|k| k.path == path);
+        let at = changed
+            .iter()
+            .position(|(k, _)| index(k) > index("mqtt.password_file"))
+            .unwrap_or(changed.len());
+        changed.insert(at, ("mqtt.password_file", Reload::Restart));
+    }
     changed
+}
+
+/// Key paths whose value differs between `old` and `new` and that only take effect after a restart.
+pub fn restart_required_changes(old: &Settings, new: &Settings) -> Vec<String> {
+    changes(old, new)
+        .into_iter()
+        .filter(|(_, r)| *r == Reload::Restart)
+        .map(|(k, _)| k.to_string())
+        .collect()
+}
+
+/// Key paths whose value differs and that a reload applies.
+pub fn live_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
+    changes(old, new)
+        .into_iter()
+        .filter(|(_, r)| *r == Reload::Live)
+        .map(|(k, _)| k)
+        .collect()
 }
 
 #[cfg(test)]
@@ -123,6 +97,40 @@ mod tests {
                 "http.listen",
                 "mock.time_scale"
             ]
+        );
+    }
+
+    #[test]
+    fn live_changes_are_listed_too() {
+        let new = load(
+            "[control]\nstrategy = \"dli\"\n[dli]\ntarget_mol = 12\n\
+             [[dli.tariff]]\nfrom = \"22:00\"\nto = \"06:00\"\nprice = 0.1\n[http]\nlisten = \"\"\n",
+        );
+        assert_eq!(
+            live_changes(&load(""), &new),
+            vec!["control.strategy", "dli.target_mol", "dli.tariff"]
+        );
+        assert_eq!(
+            restart_required_changes(&load(""), &new),
+            vec!["http.listen"]
+        );
+    }
+
+    #[test]
+    fn a_changed_password_counts_as_the_password_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "one").unwrap();
+        let text = format!(
+            "[mqtt]\nusername = \"u\"\npassword_file = {:?}\nqos = 2\n",
+            file.display()
+        );
+        let old = load(&text);
+        std::fs::write(&file, "two").unwrap();
+        let new = load(&text.replace("qos = 2", "qos = 0"));
+        assert_eq!(
+            restart_required_changes(&old, &new),
+            vec!["mqtt.password_file", "mqtt.qos"]
         );
     }
 

@@ -1,240 +1,104 @@
-//! The effective configuration rendered back as TOML (for `--check-config`), secrets redacted.
+//! The configuration rendered as TOML with each key's doc as comments, all from [`super::keys`]: the effective
+//! configuration for `--check-config` (secrets redacted; it loads back to the same settings) and the shipped
+//! example config/greenhoused.toml (every key at its default).
 
 use std::fmt::Write as _;
-use std::path::Path;
-use std::time::Duration;
 
 use toml::Value;
 
-use super::validate::{hhmm, num};
-use super::{
-    Ambient, BrokerUrl, FailurePolicy, LampLux, OnStart, OnStop, SensorSource, Settings, Strategy,
-};
+use super::keys::{keys_of, Key, Kind, Reload, SECTIONS};
+use super::Settings;
 
 /// Shown instead of the MQTT password.
 pub const REDACTED: &str = "<redacted>";
 
-/// The effective configuration (defaults applied) as TOML with the contract's key names, which loads back to
-/// the same settings. The password never appears: only a `<redacted>` comment says that one is set.
+/// The head of config/greenhoused.toml.
+const EXAMPLE_HEAD: &str = "\
+# greenhoused configuration — installed as /etc/greenhoused/greenhoused.toml
+#
+# Every key is optional; the values below are the built-in defaults, so this file as shipped behaves exactly
+# like having no file at all. Unknown keys and sections are errors (they are usually typos).
+# Check a file and see the effective configuration (secrets redacted) with:
+#     greenhoused --check-config -c /etc/greenhoused/greenhoused.toml
+# After editing, `systemctl reload greenhoused` applies what is marked live ([control], [monitor], [dli]);
+# other changes are logged as needing a restart (`systemctl restart greenhoused`).
+# Relative file paths (password_file, ca_file, cert_file, key_file, weather) are relative to this file's
+# directory.
+# (Generated from the key declarations in src/config/keys.rs.)
+";
+
+/// The effective configuration (defaults applied) as TOML with the contract's key names and their docs, which
+/// loads back to the same settings. The password never appears: only a `<redacted>` comment says that one is set.
 pub fn render_effective(s: &Settings) -> String {
     let mut out = String::from(
         "# greenhoused effective configuration (defaults applied, secrets redacted)\n",
     );
-    let mut section = |name: &str, keys: Vec<(&str, String)>| {
-        let _ = writeln!(out, "\n[{name}]");
-        for (key, value) in keys {
-            if key.starts_with('#') {
-                let _ = writeln!(out, "{key}{value}");
-            } else {
-                let _ = writeln!(out, "{key} = {value}");
-            }
-        }
-    };
-
-    section(
-        "device",
-        vec![("id", text(&s.device.id)), ("name", text(&s.device.name))],
-    );
-
-    let m = &s.mqtt;
-    let mut mqtt = vec![
-        ("url", broker_url(&m.url)),
-        ("embedded_listen", text(&m.embedded_listen.to_string())),
-        ("client_id", text(&m.client_id)),
-        ("topic_prefix", text(&m.topic_prefix)),
-        ("username", text(m.username.as_deref().unwrap_or(""))),
-        ("password_file", path(m.password_file.as_deref())),
-    ];
-    if m.password.is_some() {
-        mqtt.push(("# password: ", text(REDACTED)));
-    }
-    mqtt.extend([
-        ("ca_file", path(m.ca_file.as_deref())),
-        ("cert_file", path(m.cert_file.as_deref())),
-        ("key_file", path(m.key_file.as_deref())),
-        ("keepalive_s", secs(m.keepalive)),
-        ("qos", m.qos.to_string()),
-    ]);
-    section("mqtt", mqtt);
-
-    let sn = &s.sensor;
-    let source = match sn.source {
-        SensorSource::Bh1750 => "bh1750",
-        SensorSource::Mqtt => "mqtt",
-    };
-    section(
-        "sensor",
-        vec![
-            ("source", text(source)),
-            ("i2c_bus", path(Some(&sn.i2c_bus))),
-            ("address", format!("{:#04x}", sn.address)),
-            ("interval_s", secs(sn.interval)),
-            ("topic", text(&sn.topic)),
-            ("stale_after_s", secs(sn.stale_after)),
-        ],
-    );
-
-    let r = &s.relay;
-    let on_start = |o: OnStart| match o {
-        OnStart::Off => "off",
-        OnStart::On => "on",
-        OnStart::Restore => "restore",
-    };
-    let on_stop = match r.on_stop {
-        OnStop::Off => "off",
-        OnStop::On => "on",
-        OnStop::Keep => "keep",
-    };
-    section(
-        "relay",
-        vec![
-            ("gpio", r.gpio.to_string()),
-            ("active_low", r.active_low.to_string()),
-            ("on_start", text(on_start(r.on_start))),
-            ("on_boot", text(on_start(r.on_boot))),
-            ("on_stop", text(on_stop)),
-        ],
-    );
-
-    let c = &s.control;
-    let failure = match c.on_sensor_failure {
-        FailurePolicy::Off => "off",
-        FailurePolicy::On => "on",
-        FailurePolicy::Keep => "keep",
-    };
-    let lamp_lux = match c.lamp_lux {
-        LampLux::Auto => text("auto"),
-        LampLux::Fixed(lux) => float(lux),
-    };
-    let strategy = match c.strategy {
-        Strategy::Threshold => "threshold",
-        Strategy::Dli => "dli",
-    };
-    section(
-        "control",
-        vec![
-            ("strategy", text(strategy)),
-            ("on_below_lux", float(c.on_below_lux)),
-            ("off_above_lux", float(c.off_above_lux)),
-            ("min_on_s", secs(c.min_on)),
-            ("min_off_s", secs(c.min_off)),
-            (
-                "window",
-                text(&c.window.map(|w| w.to_string()).unwrap_or_default()),
-            ),
-            ("on_sensor_failure", text(failure)),
-            (
-                "override_max_s",
-                secs(c.override_max.unwrap_or(Duration::ZERO)),
-            ),
-            ("lamp_lux", lamp_lux),
-        ],
-    );
-
-    section(
-        "monitor",
-        vec![
-            ("settle_s", secs(s.monitor.settle)),
-            ("lamp_min_rise_lux", float(s.monitor.lamp_min_rise_lux)),
-        ],
-    );
-
-    let d = &s.dli;
-    section(
-        "dli",
-        vec![
-            ("target_mol", float(d.target_mol)),
-            ("sun_umol_per_lux", float(d.sun_umol_per_lux)),
-            ("lamp_ppfd", float(d.lamp_ppfd)),
-            ("lamp_umol_per_lux", float(d.lamp_umol_per_lux)),
-            ("lamp_watts", float(d.lamp_watts)),
-            ("carry_max_mol", float(d.carry_max_mol)),
-            ("default_price", float(d.default_price)),
-        ],
-    );
-    // Array-of-tables entries come after the [dli] keys (TOML would put later keys into the last entry).
-    for p in &d.tariff {
-        section(
-            "[dli.tariff]",
-            vec![
-                ("from", text(&hhmm(p.from))),
-                ("to", text(&hhmm(p.to))),
-                ("price", float(p.price)),
-            ],
-        );
-    }
-
-    let ha = &s.homeassistant;
-    section(
-        "homeassistant",
-        vec![
-            ("discovery", ha.discovery.to_string()),
-            ("discovery_prefix", text(&ha.discovery_prefix)),
-            ("status_topic", text(&ha.status_topic)),
-        ],
-    );
-
-    section(
-        "http",
-        vec![(
-            "listen",
-            text(&s.http.listen.map(|a| a.to_string()).unwrap_or_default()),
-        )],
-    );
-
-    let ambient = match s.mock.ambient {
-        Ambient::Day => "day".to_string(),
-        Ambient::Constant(lux) => num(lux),
-    };
-    section(
-        "mock",
-        vec![
-            ("ambient", text(&ambient)),
-            ("lamp_lux", float(s.mock.lamp_lux)),
-            ("time_scale", float(s.mock.time_scale)),
-            ("weather", path(s.mock.weather.as_deref())),
-        ],
-    );
+    render(&mut out, |k| (k.get)(s), s.mqtt.password.is_some());
     out
 }
 
-/// `mqtt.url`: a string, or an array for a failover list.
-fn broker_url(url: &BrokerUrl) -> String {
-    match url.endpoints() {
-        [_, _, ..] => {
-            let items: Vec<String> = url
-                .endpoints()
-                .iter()
-                .map(|e| text(&e.to_string()))
-                .collect();
-            format!("[{}]", items.join(", "))
+/// config/greenhoused.toml: every key at its declared default, with its doc.
+pub fn render_example() -> String {
+    let mut out = String::from(EXAMPLE_HEAD);
+    render(&mut out, |k| k.kind.default_value(), false);
+    out
+}
+
+fn render(out: &mut String, value: impl Fn(&Key) -> Value, password_set: bool) {
+    for section in SECTIONS {
+        let _ = writeln!(out, "\n[{}]", section.name);
+        comment(out, section.doc);
+        let live = keys_of(section.name).all(|k| k.reload == Reload::Live);
+        if live {
+            comment(out, "Live: a reload (SIGHUP) applies changes here.");
         }
-        _ => text(&url.to_string()),
+        let mut tables = Vec::new();
+        for key in keys_of(section.name) {
+            if let Kind::Tables(_) = key.kind {
+                tables.push(key); // After the section's other keys: TOML puts later keys into the last entry.
+                continue;
+            }
+            comment(out, key.doc);
+            if let Some(bounds) = key.kind.bounds() {
+                comment(out, &format!("Bounds: {bounds}."));
+            }
+            if key.reload == Reload::Live && !live {
+                comment(out, "(live)");
+            }
+            let _ = writeln!(out, "{} = {}", key.name(), shown(key, &value(key)));
+            if key.path == "mqtt.password_file" && password_set {
+                let _ = writeln!(out, "# password: {}", Value::String(REDACTED.into()));
+            }
+        }
+        for key in tables {
+            comment(out, key.doc);
+            let entries = value(key);
+            let Kind::Tables(fields) = key.kind else {
+                continue;
+            };
+            for entry in entries.as_array().into_iter().flatten() {
+                let _ = writeln!(out, "\n[[{}]]", key.path);
+                for (name, _) in fields {
+                    if let Some(v) = entry.get(*name) {
+                        let _ = writeln!(out, "{name} = {v}");
+                    }
+                }
+            }
+        }
     }
 }
 
-/// A TOML string literal, escaped.
-fn text(s: &str) -> String {
-    Value::String(s.to_string()).to_string()
+/// A value as TOML; the BH1750 address in hex.
+fn shown(key: &Key, value: &Value) -> String {
+    match (key.kind, value) {
+        (Kind::Integer { hex: true, .. }, Value::Integer(i)) => format!("{i:#04x}"),
+        _ => value.to_string(),
+    }
 }
 
-fn path(p: Option<&Path>) -> String {
-    text(
-        &p.map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    )
-}
-
-fn float(v: f64) -> String {
-    Value::Float(v).to_string()
-}
-
-/// Whole seconds as an integer, otherwise a float.
-fn secs(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        d.as_secs().to_string()
-    } else {
-        float(d.as_secs_f64())
+fn comment(out: &mut String, doc: &str) {
+    for line in doc.lines().filter(|l| !l.is_empty()) {
+        let _ = writeln!(out, "# {line}");
     }
 }
 
@@ -255,14 +119,19 @@ mod tests {
     fn defaults_render_to_toml_that_loads_back_to_the_same_settings() {
         let s = load_str_with("", &env()).unwrap();
         let text = render_effective(&s);
-        assert!(text.contains("\n[mqtt]\nurl = \"embedded\"\n"), "{text}");
-        assert!(text.contains("address = 0x23\n"), "{text}");
-        assert!(text.contains("window = \"06:00-22:00\"\n"), "{text}");
+        assert!(text.contains("\nurl = \"embedded\"\n"), "{text}");
+        assert!(text.contains("\naddress = 0x23\n"), "{text}");
+        // Each key under its doc lines; live sections say so.
         assert!(
-            text.contains("\n[http]\nlisten = \"127.0.0.1:8080\"\n"),
+            text.contains("# midnight (\"20:00-02:00\"); \"\" = no window (light allowed at any time).\nwindow = \"06:00-22:00\"\n"),
             "{text}"
         );
-        assert!(!text.contains("[[dli.tariff]]"), "{text}");
+        assert!(
+            text.contains("\n[control]\n# Live: a reload (SIGHUP) applies changes here.\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nlisten = \"127.0.0.1:8080\"\n"), "{text}");
+        assert!(!text.contains("\n[[dli.tariff]]\n"), "{text}");
         assert_eq!(load_str_with(&text, &env()).unwrap(), s);
     }
 

@@ -1,20 +1,21 @@
-//! Validation: raw values → typed [`Settings`], applying the defaults of the contract and collecting every
-//! problem (with its key path) instead of stopping at the first.
+//! Validation: the declared keys ([`super::keys`]) applied to the walked file ([`RawConfig`]): each value (the
+//! file's or the default) checked against its bounds, stored by its key's `set` (which checks its syntax), then
+//! each section's cross-key checks (the `check_*` functions below). Every problem is collected, with its key
+//! path, instead of stopping at the first.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use toml::Value;
+
+use super::keys::{self, Kind, KEYS, SECTIONS};
 use super::load::Environment;
-use super::raw::{NumberOrText, OneOrMany, RawConfig, RawDli};
+use super::raw::RawConfig;
 use super::{
-    Ambient, BrokerUrl, ControlSettings, DeviceSettings, DliSettings, Endpoint, FailurePolicy,
-    HomeAssistantSettings, HttpSettings, LampLux, MockSettings, MonitorSettings, MqttSettings,
-    OnStart, OnStop, Problem, RelaySettings, SensorSettings, SensorSource, Settings, Strategy,
-    TariffPeriod, Window,
+    Ambient, BrokerUrl, Endpoint, LampLux, Problem, Settings, Strategy, TariffPeriod, Window,
 };
-use crate::hw::bh1750::WORST_CASE_CYCLE;
 
 /// Highest lux the thresholds accept: the BH1750 tops out at about 121 klx (full sun is about 100 klx).
 pub const MAX_LUX: f64 = 100_000.0;
@@ -25,7 +26,7 @@ pub const FALLBACK_DEVICE_ID: &str = "greenhouse";
 /// File name looked up in `$CREDENTIALS_DIRECTORY` when `mqtt.password_file` is empty.
 pub const CREDENTIAL_NAME: &str = "mqtt-password";
 
-const DAY_S: f64 = 86_400.0;
+pub(crate) const DAY_S: f64 = 86_400.0;
 /// The placeholder in `mqtt.topic_prefix` replaced by `device.id`.
 pub const DEVICE_PLACEHOLDER: &str = "{device}";
 /// Darkness every day needs with `control.strategy = "dli"`, in minutes (6 h).
@@ -33,7 +34,7 @@ pub const MIN_DARK_MIN: u16 = 6 * 60;
 /// Highest daily light integral target accepted (full summer sun gives about 60 mol m⁻² d⁻¹).
 pub const MAX_DLI_MOL: f64 = 100.0;
 /// Highest price per kWh accepted (in any currency; only to catch a misplaced decimal point).
-const MAX_PRICE: f64 = 1_000_000.0;
+pub(crate) const MAX_PRICE: f64 = 1_000_000.0;
 
 /// Accepted `mqtt.url` forms, quoted in the message when a URL is rejected.
 const URL_FORMS: &str = "accepted forms: \"embedded\", \"mqtt://host[:port]\" (default port 1883), \
@@ -48,760 +49,663 @@ pub fn validate(
     base_dir: Option<&Path>,
     env: &Environment,
 ) -> Result<Settings, Vec<Problem>> {
-    let mut c = Check::default();
-    // A mistyped key was replaced by its default: cross-checks involving it would only confuse.
-    let usable = |keys: &[&str]| keys.iter().all(|k| !raw.mistyped.contains(*k));
-
-    // [device]
-    let id = match non_empty(&raw.device.id) {
-        None => default_device_id(env.hostname.as_deref()),
-        Some(id) => {
-            if !is_valid_device_id(id) {
-                c.push(
-                    "device.id",
-                    format!(
-                        "({id:?}) must be 1 to 64 characters of a-z, 0-9, '_' and '-' (lower case)"
-                    ),
-                );
+    let mut s = keys::blank();
+    let mut cx = Cx {
+        base_dir,
+        env,
+        raw,
+        key: "",
+        problems: Vec::new(),
+        failed: raw.mistyped.clone(),
+    };
+    for section in SECTIONS {
+        for (i, key) in KEYS.iter().enumerate() {
+            if key.section() != section.name || raw.mistyped.contains(key.path) {
+                continue;
             }
-            id.to_string()
-        }
-    };
-    let name = match &raw.device.name {
-        None => "Greenhouse".to_string(),
-        Some(n) if n.trim().is_empty() => {
-            c.push(
-                "device.name",
-                "must not be empty (it is the name shown to people)",
-            );
-            String::new()
-        }
-        Some(n) => n.clone(),
-    };
-
-    // [mqtt]
-    let url = check_broker_urls(&mut c, raw.mqtt.url.as_ref());
-    let embedded_listen = c.map(
-        "mqtt.embedded_listen",
-        raw.mqtt.embedded_listen.as_deref().unwrap_or("127.0.0.1:1883"),
-        |s| {
-            s.trim().parse::<SocketAddr>().map_err(|_| {
-                format!("({s:?}) must be a socket address such as \"127.0.0.1:1883\", \"0.0.0.0:1883\" or \"[::1]:1883\"")
-            })
-        },
-    );
-    let client_id = match non_empty(&raw.mqtt.client_id) {
-        None => format!("greenhoused-{id}"),
-        Some(cid) => {
-            if cid.chars().count() > 128
-                || cid.chars().any(|ch| ch.is_control() || ch.is_whitespace())
-            {
-                c.push(
-                    "mqtt.client_id",
-                    format!("({cid:?}) must be at most 128 characters without spaces or control characters; \"\" gives \"greenhoused-<device.id>\""),
-                );
+            let default;
+            let value = match raw.value(i) {
+                Some(v) => v,
+                None => {
+                    default = key.kind.default_value();
+                    &default
+                }
+            };
+            cx.key = key.path;
+            if cx.within_bounds(&key.kind, value) {
+                (key.set)(&mut s, value, &mut cx);
             }
-            cid.to_string()
         }
-    };
-    let topic_prefix = check_prefix_template(
-        &mut c,
-        raw.mqtt
-            .topic_prefix
-            .as_deref()
-            .unwrap_or("laboratory/greenhouse"),
-        &id,
-        non_empty(&raw.device.id).is_some() || id != FALLBACK_DEVICE_ID,
-        usable(&["device.id"]),
-    );
-    let username = non_empty(&raw.mqtt.username).map(str::to_string);
-    let (password_file, password) = match non_empty(&raw.mqtt.password_file) {
-        Some(file) => {
-            let path = resolve(base_dir, file);
-            match read_secret(&path) {
-                Ok(secret) => (Some(path), Some(secret)),
-                Err(why) => {
-                    c.push(
-                        "mqtt.password_file",
-                        format!("({}) {why}; point it at a readable file holding only the password, or set \"\" for none", path.display()),
-                    );
-                    (Some(path), None)
+        (section.check)(&s, &mut cx);
+    }
+    cx.problems.retain(|p| !raw.mistyped.contains(&p.key));
+    if !cx.problems.is_empty() || !raw.mistyped.is_empty() {
+        return Err(cx.problems);
+    }
+    Ok(s)
+}
+
+/// What a key's `set` and a section's check see: where the file is, the environment, what was given, and where
+/// to report problems.
+pub struct Cx<'a> {
+    base_dir: Option<&'a Path>,
+    env: &'a Environment,
+    raw: &'a RawConfig,
+    /// The key being set.
+    key: &'static str,
+    problems: Vec<Problem>,
+    /// Keys with a problem so far (mistyped ones included).
+    failed: BTreeSet<String>,
+}
+
+impl Cx<'_> {
+    /// A problem of the key being set.
+    pub fn fail(&mut self, reason: impl Into<String>) {
+        self.fail_at(self.key, reason);
+    }
+
+    /// A problem of `key` (a list element such as `mqtt.url[1]`, or the key a cross-check blames).
+    pub fn fail_at(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+        let key = key.into();
+        self.failed.insert(key.clone());
+        self.problems.push(Problem::new(key, reason));
+    }
+
+    /// True when none of `keys` has a problem (so a cross-check between them means something).
+    pub fn ok(&self, keys: &[&str]) -> bool {
+        keys.iter().all(|k| !self.failed.contains(*k))
+    }
+
+    /// True when the file sets `key` (rather than leaving it to its default).
+    pub fn given(&self, key: &str) -> bool {
+        self.raw.get(key).is_some()
+    }
+
+    /// `file` relative to the configuration file's directory.
+    pub fn resolve(&self, file: &str) -> PathBuf {
+        let path = Path::new(file);
+        match self.base_dir {
+            Some(base) if path.is_relative() => base.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+
+    /// The entry of `table` whose word is `value` (any case), or a problem listing the words.
+    pub fn choice<T: Copy>(&mut self, value: &Value, table: &[(&str, T)]) -> Option<T> {
+        let word = value.as_str().unwrap_or_default();
+        let found = table
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(word.trim()))
+            .map(|(_, v)| *v);
+        if found.is_none() {
+            let names: Vec<String> = table.iter().map(|(n, _)| format!("{n:?}")).collect();
+            self.fail(format!("({word:?}) must be one of {}", names.join(", ")));
+        }
+        found
+    }
+
+    /// `x` within `range`, else a problem of the key being set.
+    pub fn in_range(&mut self, x: f64, r: Range) -> bool {
+        match r.check(x) {
+            Ok(()) => true,
+            Err(why) => {
+                self.fail(why);
+                false
+            }
+        }
+    }
+
+    /// The bounds of the key's kind (numbers only; the rest is the key's `set`'s).
+    fn within_bounds(&mut self, kind: &Kind, value: &Value) -> bool {
+        match (kind, value) {
+            (Kind::Number(_, range), Value::Integer(i)) => self.in_range(*i as f64, *range),
+            (Kind::Number(_, range), Value::Float(f)) => self.in_range(*f, *range),
+            (Kind::Integer { min, max, note, .. }, Value::Integer(v)) => {
+                if (min..=max).contains(&v) {
+                    true
+                } else {
+                    self.fail(format!("({v}) must be between {min} and {max}{note}"));
+                    false
                 }
             }
+            _ => true,
         }
-        None => match env
-            .credentials_dir
-            .as_deref()
-            .map(|d| d.join(CREDENTIAL_NAME))
-        {
-            Some(path) if path.is_file() => match read_secret(&path) {
-                Ok(secret) => (Some(path), Some(secret)),
-                Err(why) => {
-                    c.push(
-                        "mqtt.password_file",
-                        format!("(default {}, from $CREDENTIALS_DIRECTORY) {why}; fix the credential passed with LoadCredential=", path.display()),
-                    );
-                    (Some(path), None)
-                }
-            },
-            _ => (None, None),
-        },
-    };
-    if password_file.is_some() && username.is_none() && usable(&["mqtt.username"]) {
-        c.push(
+    }
+}
+
+/// A numeric range for messages: lower bound inclusive or exclusive, upper bound inclusive; `why_low` /
+/// `why_high` explain the bound in the message.
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    min: f64,
+    min_exclusive: bool,
+    max: f64,
+    unit: &'static str,
+    why_low: &'static str,
+    why_high: &'static str,
+}
+
+impl Range {
+    pub const fn closed(min: f64, max: f64, unit: &'static str) -> Self {
+        Range {
+            min,
+            min_exclusive: false,
+            max,
+            unit,
+            why_low: "",
+            why_high: "",
+        }
+    }
+
+    pub const fn open(min: f64, max: f64, unit: &'static str) -> Self {
+        let mut r = Range::closed(min, max, unit);
+        r.min_exclusive = true;
+        r
+    }
+
+    /// Explains the upper bound.
+    pub const fn because(mut self, why: &'static str) -> Self {
+        self.why_high = why;
+        self
+    }
+
+    /// Explains the lower bound.
+    pub const fn because_low(mut self, why: &'static str) -> Self {
+        self.why_low = why;
+        self
+    }
+
+    /// The bounds for people: `0.75 to 3600 s`, `greater than 0, at most 3600 s`.
+    pub fn describe(&self) -> String {
+        let (min, max, unit) = (num(self.min), num(self.max), self.unit);
+        if self.min_exclusive {
+            format!("greater than {min}, at most {max}{unit}")
+        } else {
+            format!("{min} to {max}{unit}")
+        }
+    }
+
+    fn check(&self, v: f64) -> Result<(), String> {
+        let too_low = if self.min_exclusive {
+            v <= self.min
+        } else {
+            v < self.min
+        };
+        if too_low {
+            let bound = if self.min_exclusive {
+                "greater than"
+            } else {
+                "at least"
+            };
+            Err(format!(
+                "({}) must be {bound} {}{}{}",
+                num(v),
+                num(self.min),
+                self.unit,
+                self.why_low
+            ))
+        } else if v > self.max {
+            Err(format!(
+                "({}) must be at most {}{}{}",
+                num(v),
+                num(self.max),
+                self.unit,
+                self.why_high
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+// Section checks: what involves more than one key, run once the section's keys are set.
+
+/// A password needs a user name; a client key needs its certificate.
+pub(crate) fn check_mqtt(s: &Settings, cx: &mut Cx) {
+    if s.mqtt.password_file.is_some() && s.mqtt.username.is_none() && cx.ok(&["mqtt.username"]) {
+        cx.fail_at(
             "mqtt.username",
             "must be set when a password is given (mqtt.password_file or $CREDENTIALS_DIRECTORY/mqtt-password): MQTT sends a password only with a user name",
         );
     }
-    let tls = match &url {
-        _ if !usable(&["mqtt.url"]) => None,
-        Some(url) => Some(url.tls()),
-        None => None,
-    };
-    let tls_file = |c: &mut Check, key: &str, value: &Option<String>| -> Option<PathBuf> {
-        let path = resolve(base_dir, non_empty(value)?);
-        if let Err(why) = check_readable(&path) {
-            c.push(key, format!("({}) {why}", path.display()));
-        }
-        if tls == Some(false) {
-            c.push(
-                key,
-                format!(
-                    "({}) is only used with an mqtts:// url, but mqtt.url is {}; use mqtts://host[:port] or set \"\"",
-                    path.display(),
-                    url.as_ref().map_or("embedded".to_string(), |u| format!("{:?}", u.to_string()))
-                ),
-            );
-        }
-        Some(path)
-    };
-    let ca_file = tls_file(&mut c, "mqtt.ca_file", &raw.mqtt.ca_file);
-    let cert_file = tls_file(&mut c, "mqtt.cert_file", &raw.mqtt.cert_file);
-    let key_file = tls_file(&mut c, "mqtt.key_file", &raw.mqtt.key_file);
-    if key_file.is_some() && cert_file.is_none() && usable(&["mqtt.cert_file"]) {
-        c.push(
+    if s.mqtt.key_file.is_some() && s.mqtt.cert_file.is_none() && cx.ok(&["mqtt.cert_file"]) {
+        cx.fail_at(
             "mqtt.key_file",
             "is set but mqtt.cert_file is not: a client key needs its client certificate",
         );
     }
-    let keepalive = c.int("mqtt.keepalive_s", raw.mqtt.keepalive_s, 30, 5, 3600, " s");
-    let qos = c.int("mqtt.qos", raw.mqtt.qos, 1, 0, 2, "");
+}
 
-    // [sensor]
-    let source = c.choice(
-        "sensor.source",
-        raw.sensor.source.as_deref(),
-        SensorSource::Bh1750,
-        &[
-            ("bh1750", SensorSource::Bh1750),
-            ("mqtt", SensorSource::Mqtt),
-        ],
-    );
-    let i2c_bus = raw.sensor.i2c_bus.as_deref().unwrap_or("/dev/i2c-1");
-    if !i2c_bus.starts_with('/') {
-        c.push(
-            "sensor.i2c_bus",
-            format!("({i2c_bus:?}) must be an absolute device path such as \"/dev/i2c-1\""),
-        );
-    }
-    let address = raw.sensor.address.unwrap_or(0x23);
-    if address != 0x23 && address != 0x5c {
-        let shown = u32::try_from(address).map_or(address.to_string(), |a| format!("{a:#04x}"));
-        c.push(
-            "sensor.address",
-            format!("({shown}) must be 0x23 (ADDR pin low) or 0x5c (ADDR pin high), the BH1750's only addresses"),
-        );
-    }
-    let min_interval = WORST_CASE_CYCLE.as_secs_f64();
-    let interval_s = raw.sensor.interval_s.unwrap_or(1.0);
-    let interval_s = if interval_s < min_interval {
-        c.push(
-            "sensor.interval_s",
+/// A reading goes stale only after more than one interval.
+pub(crate) fn check_sensor(s: &Settings, cx: &mut Cx) {
+    let (stale, interval) = (s.sensor.stale_after, s.sensor.interval);
+    if stale <= interval && cx.ok(&["sensor.interval_s", "sensor.stale_after_s"]) {
+        cx.fail_at(
+            "sensor.stale_after_s",
             format!(
-                "({}) must be at least {} s to leave room for the worst-case auto-ranged BH1750 conversion",
-                num(interval_s),
-                num(min_interval)
+                "({}) must be greater than sensor.interval_s ({}): a reading goes stale only after more than one interval without one",
+                num(stale.as_secs_f64()),
+                num(interval.as_secs_f64())
             ),
         );
-        None
-    } else {
-        c.range(
-            "sensor.interval_s",
-            Some(interval_s),
-            1.0,
-            Range::closed(0.0, 3600.0, " s"),
-        )
-    };
-    let topic = match non_empty(&raw.sensor.topic) {
-        None => format!(
-            "{}/luminosity",
-            topic_prefix.as_deref().unwrap_or("laboratory/greenhouse")
-        ),
-        Some(t) => {
-            if let Err(why) = check_topic_name(t) {
-                c.push("sensor.topic", format!("({t:?}) {why}"));
-            }
-            t.to_string()
-        }
-    };
-    let stale_after_s = c.range(
-        "sensor.stale_after_s",
-        raw.sensor.stale_after_s,
-        10.0,
-        Range::open(0.0, DAY_S, " s"),
-    );
-    if let (Some(stale), Some(interval)) = (stale_after_s, interval_s) {
-        if stale <= interval && usable(&["sensor.interval_s", "sensor.stale_after_s"]) {
-            c.push(
-                "sensor.stale_after_s",
-                format!(
-                    "({}) must be greater than sensor.interval_s ({}): a reading goes stale only after more than one interval without one",
-                    num(stale),
-                    num(interval)
-                ),
-            );
-        }
     }
+}
 
-    // [relay]
-    let gpio = c.int(
-        "relay.gpio",
-        raw.relay.gpio,
-        17,
-        0,
-        27,
-        " (BCM line number of the 40-pin header)",
-    );
-    let on_start = c.choice(
-        "relay.on_start",
-        raw.relay.on_start.as_deref(),
-        OnStart::Off,
-        &[
-            ("off", OnStart::Off),
-            ("on", OnStart::On),
-            ("restore", OnStart::Restore),
-        ],
-    );
-    let on_boot = c.choice(
-        "relay.on_boot",
-        raw.relay.on_boot.as_deref(),
-        OnStart::Off,
-        &[
-            ("off", OnStart::Off),
-            ("on", OnStart::On),
-            ("restore", OnStart::Restore),
-        ],
-    );
-    let on_stop = c.choice(
-        "relay.on_stop",
-        raw.relay.on_stop.as_deref(),
-        OnStop::Off,
-        &[
-            ("off", OnStop::Off),
-            ("on", OnStop::On),
-            ("keep", OnStop::Keep),
-        ],
-    );
-
-    // [control]
-    let strategy = c.choice(
-        "control.strategy",
-        raw.control.strategy.as_deref(),
-        Strategy::Threshold,
-        &[("threshold", Strategy::Threshold), ("dli", Strategy::Dli)],
-    );
-    let lux_range =
-        Range::closed(0.0, MAX_LUX, " lux").because(" (the BH1750 tops out at about 121 klx)");
-    let on_below = c.range(
-        "control.on_below_lux",
-        raw.control.on_below_lux,
-        450.0,
-        lux_range,
-    );
-    let off_above = c.range(
-        "control.off_above_lux",
-        raw.control.off_above_lux,
-        550.0,
-        lux_range,
-    );
-    if let (Some(on), Some(off)) = (on_below, off_above) {
-        if off <= on && usable(&["control.on_below_lux", "control.off_above_lux"]) {
-            c.push(
-                "control.off_above_lux",
-                format!(
-                    "({}) must be greater than control.on_below_lux ({}); the gap between them is the hysteresis band",
-                    num(off),
-                    num(on)
-                ),
-            );
-        }
-    }
-    let day = Range::closed(0.0, DAY_S, " s");
-    let min_on = c.secs("control.min_on_s", raw.control.min_on_s, 60.0, day);
-    let min_off = c.secs("control.min_off_s", raw.control.min_off_s, 60.0, day);
-    let window = c.map(
-        "control.window",
-        raw.control.window.as_deref().unwrap_or("06:00-22:00"),
-        parse_window,
-    );
-    if strategy == Some(Strategy::Dli) && usable(&["control.strategy", "control.window"]) {
-        if let Some(window) = &window {
-            check_darkness(&mut c, *window);
-        }
-    }
-    let on_sensor_failure = c.choice(
-        "control.on_sensor_failure",
-        raw.control.on_sensor_failure.as_deref(),
-        FailurePolicy::Off,
-        &[
-            ("off", FailurePolicy::Off),
-            ("on", FailurePolicy::On),
-            ("keep", FailurePolicy::Keep),
-        ],
-    );
-    let override_max = c
-        .secs(
-            "control.override_max_s",
-            raw.control.override_max_s,
-            0.0,
-            Range::closed(0.0, 7.0 * DAY_S, " s"),
-        )
-        .map(|d| (!d.is_zero()).then_some(d));
-    let lamp_lux = match &raw.control.lamp_lux {
-        None => Some(LampLux::Auto),
-        Some(NumberOrText::Text(t)) if t.trim().eq_ignore_ascii_case("auto") => Some(LampLux::Auto),
-        Some(NumberOrText::Text(t)) => {
-            c.push(
-                "control.lamp_lux",
-                format!("({t:?}) must be \"auto\" or a number of lux without quotes (0 disables compensation)"),
-            );
-            None
-        }
-        Some(NumberOrText::Number(n)) => c
-            .range("control.lamp_lux", Some(*n), 0.0, lux_range)
-            .map(LampLux::Fixed),
-    };
-
-    // [monitor]
-    let settle = c.secs(
-        "monitor.settle_s",
-        raw.monitor.settle_s,
-        5.0,
-        Range::open(0.0, 3600.0, " s"),
-    );
-    let lamp_min_rise_lux = c.range(
-        "monitor.lamp_min_rise_lux",
-        raw.monitor.lamp_min_rise_lux,
-        0.0,
-        lux_range,
-    );
-
-    // [dli]
-    let dli = check_dli(&mut c, &raw.dli);
-    // A negative target is already a range problem; 0 (the default) is the one this check adds.
-    let target = raw.dli.target_mol.unwrap_or(0.0);
-    if strategy == Some(Strategy::Dli)
-        && target == 0.0
-        && usable(&["control.strategy", "dli.target_mol"])
+/// The hysteresis band is a band; the DLI strategy leaves the plants a night.
+pub(crate) fn check_control(s: &Settings, cx: &mut Cx) {
+    let c = &s.control;
+    if c.off_above_lux <= c.on_below_lux
+        && cx.ok(&["control.on_below_lux", "control.off_above_lux"])
     {
-        c.push(
-            "dli.target_mol",
+        cx.fail_at(
+            "control.off_above_lux",
             format!(
-                "({}) must be greater than 0 with control.strategy = \"dli\": the daily light integral to reach, in mol m⁻² d⁻¹ (lettuce ~17, herbs ~12, tomato 20-25)",
-                num(target)
+                "({}) must be greater than control.on_below_lux ({}); the gap between them is the hysteresis band",
+                num(c.off_above_lux),
+                num(c.on_below_lux)
             ),
         );
     }
-
-    // [homeassistant]
-    let discovery_prefix = c.map(
-        "homeassistant.discovery_prefix",
-        raw.homeassistant
-            .discovery_prefix
-            .as_deref()
-            .unwrap_or("homeassistant"),
-        |p| check_topic_prefix(p).map(|()| p.to_string()),
-    );
-    let status_topic = c.map(
-        "homeassistant.status_topic",
-        raw.homeassistant
-            .status_topic
-            .as_deref()
-            .unwrap_or("homeassistant/status"),
-        |t| {
-            if t.is_empty() {
-                Err(
-                    "must not be empty (Home Assistant's default is \"homeassistant/status\")"
-                        .to_string(),
-                )
-            } else {
-                check_topic_name(t)
-                    .map(|()| t.to_string())
-                    .map_err(|why| format!("({t:?}) {why}"))
+    if c.strategy == Strategy::Dli && cx.ok(&["control.strategy", "control.window"]) {
+        let (shown, dark) = match c.window {
+            None => ("\"\"".to_string(), 0),
+            Some(w) => {
+                let light = (w.end_min + 1440 - w.start_min) % 1440;
+                (format!("{:?}", w.to_string()), 1440 - light)
             }
-        },
-    );
-
-    // [http]
-    let listen = c.map(
-        "http.listen",
-        raw.http.listen.as_deref().unwrap_or("127.0.0.1:8080"),
-        |s| {
-            if s.trim().is_empty() {
-                return Ok(None);
-            }
-            s.trim().parse::<SocketAddr>().map(Some).map_err(|_| {
-                format!("({s:?}) must be a socket address such as \"127.0.0.1:8080\" (this machine only), \"0.0.0.0:8080\" (the LAN) or \"[::1]:8080\"; \"\" turns the HTTP server off")
-            })
-        },
-    );
-
-    // [mock]
-    let mock_lux = Range::closed(0.0, MAX_MOCK_LUX, " lux");
-    let ambient = match &raw.mock.ambient {
-        None => Some(Ambient::Day),
-        Some(NumberOrText::Text(t)) if t.trim().eq_ignore_ascii_case("day") => Some(Ambient::Day),
-        Some(NumberOrText::Text(t)) => match t.trim().parse::<f64>() {
-            Ok(n) if n.is_finite() => c
-                .range("mock.ambient", Some(n), 0.0, mock_lux)
-                .map(Ambient::Constant),
-            _ => {
-                c.push(
-                    "mock.ambient",
-                    format!("({t:?}) must be \"day\" (sunrise/sunset curve) or a constant lux such as \"300\""),
-                );
-                None
-            }
-        },
-        Some(NumberOrText::Number(n)) => c
-            .range("mock.ambient", Some(*n), 0.0, mock_lux)
-            .map(Ambient::Constant),
-    };
-    let mock_lamp_lux = c.range("mock.lamp_lux", raw.mock.lamp_lux, 400.0, mock_lux);
-    let time_scale = c.range(
-        "mock.time_scale",
-        raw.mock.time_scale,
-        1.0,
-        Range::open(0.0, 100_000.0, ""),
-    );
-    let weather = non_empty(&raw.mock.weather).map(|file| {
-        let path = resolve(base_dir, file);
-        if let Err(why) = check_readable(&path) {
-            c.push(
-                "mock.weather",
-                format!("({}) {why}; point it at a weather CSV (header `time,lux`) or set \"\" to use mock.ambient", path.display()),
+        };
+        if dark < MIN_DARK_MIN {
+            cx.fail_at(
+                "control.window",
+                format!(
+                    "({shown}) leaves {} of darkness a day; with control.strategy = \"dli\" it must leave at least 6 h in one piece (a window of at most 18 h, e.g. \"06:00-22:00\")",
+                    hours(dark)
+                ),
             );
         }
-        path
-    });
-
-    c.problems.retain(|p| !raw.mistyped.contains(&p.key));
-    if !c.problems.is_empty() || !raw.mistyped.is_empty() {
-        return Err(c.problems);
     }
-    // With no problem every check returned Some; the fallbacks below are never used.
-    let Some(dli) = dli else {
-        return Err(c.problems);
-    };
-    Ok(Settings {
-        device: DeviceSettings { id, name },
-        mqtt: MqttSettings {
-            url: url.unwrap_or(BrokerUrl::Embedded),
-            embedded_listen: embedded_listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1883))),
-            client_id,
-            topic_prefix: topic_prefix.unwrap_or_default(),
-            username,
-            password_file,
-            password,
-            ca_file,
-            cert_file,
-            key_file,
-            keepalive: Duration::from_secs(keepalive.unwrap_or(30).unsigned_abs()),
-            qos: qos.map_or(1, |q| q as i32),
-        },
-        sensor: SensorSettings {
-            source: source.unwrap_or(SensorSource::Bh1750),
-            i2c_bus: PathBuf::from(i2c_bus),
-            address: address as u8,
-            interval: Duration::from_secs_f64(interval_s.unwrap_or(1.0)),
-            topic,
-            stale_after: Duration::from_secs_f64(stale_after_s.unwrap_or(10.0)),
-        },
-        relay: RelaySettings {
-            gpio: gpio.map_or(17, |g| g as u8),
-            active_low: raw.relay.active_low.unwrap_or(false),
-            on_start: on_start.unwrap_or(OnStart::Off),
-            on_boot: on_boot.unwrap_or(OnStart::Off),
-            on_stop: on_stop.unwrap_or(OnStop::Off),
-        },
-        control: ControlSettings {
-            strategy: strategy.unwrap_or(Strategy::Threshold),
-            on_below_lux: on_below.unwrap_or(450.0),
-            off_above_lux: off_above.unwrap_or(550.0),
-            min_on: min_on.unwrap_or_default(),
-            min_off: min_off.unwrap_or_default(),
-            window: window.flatten(),
-            on_sensor_failure: on_sensor_failure.unwrap_or(FailurePolicy::Off),
-            override_max: override_max.flatten(),
-            lamp_lux: lamp_lux.unwrap_or(LampLux::Auto),
-        },
-        monitor: MonitorSettings {
-            settle: settle.unwrap_or_default(),
-            lamp_min_rise_lux: lamp_min_rise_lux.unwrap_or(0.0),
-        },
-        dli,
-        homeassistant: HomeAssistantSettings {
-            discovery: raw.homeassistant.discovery.unwrap_or(true),
-            discovery_prefix: discovery_prefix.unwrap_or_default(),
-            status_topic: status_topic.unwrap_or_default(),
-        },
-        http: HttpSettings {
-            listen: listen.flatten(),
-        },
-        mock: MockSettings {
-            ambient: ambient.unwrap_or(Ambient::Day),
-            lamp_lux: mock_lamp_lux.unwrap_or(400.0),
-            time_scale: time_scale.unwrap_or(1.0),
-            weather,
-        },
-    })
+}
+
+/// The DLI strategy needs a target (a negative one is already a bounds problem; 0, the default, is this one).
+pub(crate) fn check_dli(s: &Settings, cx: &mut Cx) {
+    if s.control.strategy == Strategy::Dli
+        && s.dli.target_mol == 0.0
+        && cx.ok(&["control.strategy", "dli.target_mol"])
+    {
+        cx.fail_at(
+            "dli.target_mol",
+            "(0) must be greater than 0 with control.strategy = \"dli\": the daily light integral to reach, in mol m⁻² d⁻¹ (lettuce ~17, herbs ~12, tomato 20-25)",
+        );
+    }
+}
+
+// What the keys' `set` functions use: one function per key syntax.
+
+/// `device.id`: the host name's when empty.
+pub(crate) fn device_id(id: &str, cx: &mut Cx) -> String {
+    match non_empty(id) {
+        None => default_device_id(cx.env.hostname.as_deref()),
+        Some(id) => {
+            if !is_valid_device_id(id) {
+                cx.fail(format!(
+                    "({id:?}) must be 1 to 64 characters of a-z, 0-9, '_' and '-' (lower case)"
+                ));
+            }
+            id.to_string()
+        }
+    }
+}
+
+pub(crate) fn device_name(name: &str, cx: &mut Cx) -> String {
+    if name.trim().is_empty() {
+        cx.fail("must not be empty (it is the name shown to people)");
+    }
+    name.to_string()
+}
+
+pub(crate) fn socket_address(text: &str, example: &str, cx: &mut Cx) -> Option<SocketAddr> {
+    let parsed = text.trim().parse::<SocketAddr>();
+    if parsed.is_err() {
+        let port = example.rsplit(':').next().unwrap_or_default();
+        let off = if cx.key == "http.listen" {
+            "; \"\" turns the HTTP server off"
+        } else {
+            ""
+        };
+        cx.fail(format!(
+            "({text:?}) must be a socket address such as \"127.0.0.1:{port}\" (this machine only), \"0.0.0.0:{port}\" (the LAN) or \"[::1]:{port}\"{off}"
+        ));
+    }
+    parsed.ok()
+}
+
+/// `mqtt.client_id`: `greenhoused-<device.id>` when empty.
+pub(crate) fn client_id(cid: &str, device_id: &str, cx: &mut Cx) -> String {
+    match non_empty(cid) {
+        None => format!("greenhoused-{device_id}"),
+        Some(cid) => {
+            if cid.chars().count() > 128
+                || cid.chars().any(|ch| ch.is_control() || ch.is_whitespace())
+            {
+                cx.fail(format!("({cid:?}) must be at most 128 characters without spaces or control characters; \"\" gives \"greenhoused-<device.id>\""));
+            }
+            cid.to_string()
+        }
+    }
 }
 
 /// `mqtt.url`: one URL or a non-empty list of them (failover in order). Problems of one list element are
 /// reported as `mqtt.url[i]`, problems of the list as `mqtt.url`.
-fn check_broker_urls(c: &mut Check, value: Option<&OneOrMany>) -> Option<BrokerUrl> {
+pub(crate) fn broker_urls(value: &Value, cx: &mut Cx) -> Option<BrokerUrl> {
     let list = match value {
-        None => return Some(BrokerUrl::Embedded),
-        Some(OneOrMany::One(url)) => return c.map("mqtt.url", url, parse_broker_url),
-        Some(OneOrMany::Many(list)) => list,
+        Value::Array(list) => list,
+        other => {
+            return parse_broker_url(other.as_str().unwrap_or_default())
+                .map_err(|why| cx.fail(why))
+                .ok()
+        }
     };
-    if list.is_empty() {
-        c.push(
-            "mqtt.url",
-            format!("([]) must not be an empty list; {URL_FORMS}"),
-        );
-        return None;
-    }
-    if list.len() == 1 {
+    match list.as_slice() {
+        [] => {
+            cx.fail(format!("([]) must not be an empty list; {URL_FORMS}"));
+            return None;
+        }
         // A one-element list is the same as the URL alone ("embedded" included).
-        let url = list[0].as_deref()?;
-        return c.map("mqtt.url[0]", url, parse_broker_url);
+        [one] => {
+            return parse_broker_url(one.as_str()?)
+                .map_err(|why| cx.fail_at("mqtt.url[0]", why))
+                .ok()
+        }
+        _ => {}
     }
-    let mut endpoints = Vec::with_capacity(list.len());
+    let mut endpoints: Vec<Endpoint> = Vec::with_capacity(list.len());
     let mut ok = true;
     for (i, url) in list.iter().enumerate() {
         let key = format!("mqtt.url[{i}]");
-        let Some(url) = url else {
-            ok = false; // Mistyped: already reported.
+        let Some(url) = url.as_str() else {
+            ok = false; // Mistyped: the walk reported it.
             continue;
         };
         if url == "embedded" {
-            c.push(
-                &key,
+            cx.fail_at(
+                key,
                 "(\"embedded\") can only be used alone (url = \"embedded\"), not in a failover list of remote brokers",
             );
             ok = false;
             continue;
         }
         match parse_broker_url(url) {
-            Ok(BrokerUrl::Remote(one)) => {
-                for endpoint in one {
-                    if let Some(first) = endpoints.iter().position(|e| *e == endpoint) {
-                        c.push(
+            Ok(parsed) => {
+                for endpoint in parsed.endpoints() {
+                    if let Some(first) = endpoints.iter().position(|e| e == endpoint) {
+                        cx.fail_at(
                             &key,
                             format!("({url:?}) is the same broker as mqtt.url[{first}]; list each broker once"),
                         );
                         ok = false;
                     }
-                    endpoints.push(endpoint);
+                    endpoints.push(endpoint.clone());
                 }
             }
-            Ok(BrokerUrl::Embedded) => ok = false,
             Err(why) => {
-                c.push(&key, why);
+                cx.fail_at(key, why);
                 ok = false;
             }
         }
     }
     if ok && endpoints.iter().any(|e| e.tls) && endpoints.iter().any(|e| !e.tls) {
-        c.push(
-            "mqtt.url",
-            "mixes mqtts:// and mqtt:// URLs: failing over would drop TLS; use mqtts:// for every broker or for none",
-        );
+        cx.fail("mixes mqtts:// and mqtt:// URLs: failing over would drop TLS; use mqtts:// for every broker or for none");
         ok = false;
     }
     ok.then_some(BrokerUrl::Remote(endpoints))
 }
 
-/// `mqtt.topic_prefix` with `{device}` replaced by `id`. `id_chosen`: the id was set or came from a usable host
-/// name (not the fallback every such gateway shares); `id_usable`: `device.id` itself is valid (else its own
-/// problem is enough).
-fn check_prefix_template(
-    c: &mut Check,
-    template: &str,
-    id: &str,
-    id_chosen: bool,
-    id_usable: bool,
-) -> Option<String> {
-    const KEY: &str = "mqtt.topic_prefix";
-    let templated = template.contains(DEVICE_PLACEHOLDER);
+/// `mqtt.topic_prefix` with `{device}` replaced by `id`. Rejected: unknown placeholders, a prefix that is invalid
+/// after the replacement, and `{device}` when the id is the fallback every gateway without a host name shares.
+pub(crate) fn topic_prefix(template: &str, id: &str, cx: &mut Cx) -> Option<String> {
     let prefix = template.replace(DEVICE_PLACEHOLDER, id);
     if prefix.contains(['{', '}']) {
-        c.push(
-            KEY,
-            format!("({template:?}) has an unknown placeholder: only {DEVICE_PLACEHOLDER} is replaced (by device.id), braces are not allowed otherwise"),
-        );
+        cx.fail(format!("({template:?}) has an unknown placeholder: only {DEVICE_PLACEHOLDER} is replaced (by device.id), braces are not allowed otherwise"));
         return None;
     }
-    if !templated {
-        return c.map(KEY, template, |p| {
-            check_topic_prefix(p).map(|()| p.to_string())
-        });
+    if !template.contains(DEVICE_PLACEHOLDER) {
+        return check_topic_prefix(template)
+            .map(|()| template.to_string())
+            .map_err(|why| cx.fail(why))
+            .ok();
     }
-    if !id_usable || !is_valid_device_id(id) {
-        return None;
+    if !cx.ok(&["device.id"]) || !is_valid_device_id(id) {
+        return None; // device.id's own problem says it.
     }
-    if !id_chosen {
-        c.push(
-            KEY,
-            format!("({template:?}) uses {DEVICE_PLACEHOLDER}, but device.id is not set and the host name gives none: every such gateway would share the prefix {prefix:?}; set device.id"),
-        );
+    let id_chosen = cx.given("device.id")
+        && cx
+            .raw
+            .get("device.id")
+            .and_then(Value::as_str)
+            .is_some_and(|i| !i.trim().is_empty());
+    if !id_chosen && id == FALLBACK_DEVICE_ID {
+        cx.fail(format!("({template:?}) uses {DEVICE_PLACEHOLDER}, but device.id is not set and the host name gives none: every such gateway would share the prefix {prefix:?}; set device.id"));
         return None;
     }
     match check_topic_prefix(&prefix) {
         Ok(()) => Some(prefix),
         Err(why) => {
-            c.push(
-                KEY,
-                format!("({template:?}, with {DEVICE_PLACEHOLDER} = {id:?}) is not a valid prefix: {why}"),
-            );
+            cx.fail(format!(
+                "({template:?}, with {DEVICE_PLACEHOLDER} = {id:?}) is not a valid prefix: {why}"
+            ));
             None
         }
     }
 }
 
-/// With `control.strategy = "dli"` every day needs at least [`MIN_DARK_MIN`] of contiguous darkness outside the
-/// window (`None` = always allowed = no darkness).
-fn check_darkness(c: &mut Check, window: Option<Window>) {
-    let (shown, dark) = match window {
-        None => ("\"\"".to_string(), 0),
-        Some(w) => {
-            let light = (w.end_min + 1440 - w.start_min) % 1440;
-            (format!("{:?}", w.to_string()), 1440 - light)
+/// `mqtt.password_file` (or the systemd credential when empty): the file and the password read from it.
+pub(crate) fn password(file: &str, cx: &mut Cx) -> (Option<PathBuf>, Option<String>) {
+    if let Some(file) = non_empty(file) {
+        let path = cx.resolve(file);
+        return match read_secret(&path) {
+            Ok(secret) => (Some(path), Some(secret)),
+            Err(why) => {
+                cx.fail(format!("({}) {why}; point it at a readable file holding only the password, or set \"\" for none", path.display()));
+                (Some(path), None)
+            }
+        };
+    }
+    let credential = cx
+        .env
+        .credentials_dir
+        .as_deref()
+        .map(|d| d.join(CREDENTIAL_NAME));
+    match credential {
+        Some(path) if path.is_file() => match read_secret(&path) {
+            Ok(secret) => (Some(path), Some(secret)),
+            Err(why) => {
+                cx.fail(format!("(default {}, from $CREDENTIALS_DIRECTORY) {why}; fix the credential passed with LoadCredential=", path.display()));
+                (Some(path), None)
+            }
+        },
+        _ => (None, None),
+    }
+}
+
+/// `mqtt.ca_file` / `cert_file` / `key_file`: a readable file, only with mqtts:// brokers.
+pub(crate) fn tls_file(file: &str, url: &BrokerUrl, cx: &mut Cx) -> Option<PathBuf> {
+    let path = cx.resolve(non_empty(file)?);
+    if let Err(why) = check_readable(&path) {
+        cx.fail(format!("({}) {why}", path.display()));
+    }
+    if cx.ok(&["mqtt.url"]) && !url.tls() {
+        cx.fail(format!(
+            "({}) is only used with an mqtts:// url, but mqtt.url is {:?}; use mqtts://host[:port] or set \"\"",
+            path.display(),
+            url.to_string()
+        ));
+    }
+    Some(path)
+}
+
+pub(crate) fn i2c_bus(bus: &str, cx: &mut Cx) -> PathBuf {
+    if !bus.starts_with('/') {
+        cx.fail(format!(
+            "({bus:?}) must be an absolute device path such as \"/dev/i2c-1\""
+        ));
+    }
+    PathBuf::from(bus)
+}
+
+pub(crate) fn bh1750_address(address: i64, cx: &mut Cx) -> Option<u8> {
+    if address == 0x23 || address == 0x5c {
+        return u8::try_from(address).ok();
+    }
+    let shown = u32::try_from(address).map_or(address.to_string(), |a| format!("{a:#04x}"));
+    cx.fail(format!("({shown}) must be 0x23 (ADDR pin low) or 0x5c (ADDR pin high), the BH1750's only addresses"));
+    None
+}
+
+/// `sensor.topic`: `<prefix>/luminosity` when empty.
+pub(crate) fn sensor_topic(topic: &str, prefix: &str, cx: &mut Cx) -> String {
+    match non_empty(topic) {
+        None => format!("{prefix}/luminosity"),
+        Some(t) => {
+            if let Err(why) = check_topic_name(t) {
+                cx.fail(format!("({t:?}) {why}"));
+            }
+            t.to_string()
         }
+    }
+}
+
+/// `control.lamp_lux`: "auto" or a number of lux.
+pub(crate) fn lamp_lux(value: &Value, range: Range, cx: &mut Cx) -> Option<LampLux> {
+    match value {
+        Value::String(t) if t.trim().eq_ignore_ascii_case("auto") => Some(LampLux::Auto),
+        Value::String(t) => {
+            cx.fail(format!("({t:?}) must be \"auto\" or a number of lux without quotes (0 disables compensation)"));
+            None
+        }
+        other => {
+            let lux = other.as_float().or(other.as_integer().map(|i| i as f64))?;
+            cx.in_range(lux, range).then_some(LampLux::Fixed(lux))
+        }
+    }
+}
+
+/// `mock.ambient`: "day" or a constant lux (a number, also in quotes).
+pub(crate) fn ambient(value: &Value, range: Range, cx: &mut Cx) -> Option<Ambient> {
+    let lux = match value {
+        Value::String(t) if t.trim().eq_ignore_ascii_case("day") => return Some(Ambient::Day),
+        Value::String(t) => match t.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() => n,
+            _ => {
+                cx.fail(format!("({t:?}) must be \"day\" (sunrise/sunset curve) or a constant lux such as \"300\""));
+                return None;
+            }
+        },
+        other => other.as_float().or(other.as_integer().map(|i| i as f64))?,
     };
-    if dark < MIN_DARK_MIN {
-        c.push(
-            "control.window",
-            format!(
-                "({shown}) leaves {} of darkness a day; with control.strategy = \"dli\" it must leave at least 6 h in one piece (a window of at most 18 h, e.g. \"06:00-22:00\")",
-                hours(dark)
-            ),
-        );
+    cx.in_range(lux, range).then_some(Ambient::Constant(lux))
+}
+
+pub(crate) fn status_topic(topic: &str, cx: &mut Cx) -> Option<String> {
+    if topic.is_empty() {
+        cx.fail("must not be empty (Home Assistant's default is \"homeassistant/status\")");
+        return None;
+    }
+    match check_topic_name(topic) {
+        Ok(()) => Some(topic.to_string()),
+        Err(why) => {
+            cx.fail(format!("({topic:?}) {why}"));
+            None
+        }
     }
 }
 
-/// Minutes as `5 h` / `5 h 30 min`.
-fn hours(min: u16) -> String {
-    match min % 60 {
-        0 => format!("{} h", min / 60),
-        m => format!("{} h {m} min", min / 60),
+/// `mock.weather`: a readable file (its content is the simulator's to check).
+pub(crate) fn weather_file(file: &str, cx: &mut Cx) -> Option<PathBuf> {
+    let path = cx.resolve(non_empty(file)?);
+    if let Err(why) = check_readable(&path) {
+        cx.fail(format!("({}) {why}; point it at a weather CSV (header `time,lux`) or set \"\" to use mock.ambient", path.display()));
     }
+    Some(path)
 }
 
-/// `[dli]` and its `[[dli.tariff]]` periods (sorted by start, checked for overlaps).
-fn check_dli(c: &mut Check, raw: &RawDli) -> Option<DliSettings> {
-    let mol = Range::closed(0.0, MAX_DLI_MOL, " mol m⁻² d⁻¹");
-    let per_lux = Range::open(0.0, 1.0, " µmol m⁻² s⁻¹ per lux");
-    let price = Range::closed(0.0, MAX_PRICE, " per kWh");
-    let target_mol = c.range("dli.target_mol", raw.target_mol, 0.0, mol);
-    let sun_umol_per_lux = c.range(
-        "dli.sun_umol_per_lux",
-        raw.sun_umol_per_lux,
-        0.0185,
-        per_lux,
-    );
-    let lamp_ppfd = c.range(
-        "dli.lamp_ppfd",
-        raw.lamp_ppfd,
-        0.0,
-        Range::closed(0.0, 5000.0, " µmol m⁻² s⁻¹").because(" (full sun is about 2000)"),
-    );
-    let lamp_umol_per_lux = c.range(
-        "dli.lamp_umol_per_lux",
-        raw.lamp_umol_per_lux,
-        0.0135,
-        per_lux,
-    );
-    let lamp_watts = c.range(
-        "dli.lamp_watts",
-        raw.lamp_watts,
-        0.0,
-        Range::closed(0.0, 1_000_000.0, " W"),
-    );
-    let carry_max_mol = c.range("dli.carry_max_mol", raw.carry_max_mol, 0.0, mol);
-    let default_price = c.range("dli.default_price", raw.default_price, 0.0, price);
-
-    let mut tariff = Vec::new();
-    let mut tariff_ok = true;
-    for (i, entry) in raw.tariff.iter().flatten().enumerate() {
+/// `[[dli.tariff]]`: every period complete and well-formed, none overlapping; sorted by start.
+pub(crate) fn tariff(value: &Value, cx: &mut Cx) -> Option<Vec<TariffPeriod>> {
+    let entries = value.as_array()?;
+    let price_range = Range::closed(0.0, MAX_PRICE, " per kWh");
+    let mut periods = Vec::new();
+    let mut ok = true;
+    for (i, entry) in entries.iter().enumerate() {
         let key = |field: &str| format!("dli.tariff[{i}]{field}");
-        let Some(entry) = entry else {
-            tariff_ok = false; // Not a table: already reported.
+        let Some(entry) = entry.as_table() else {
+            ok = false; // Not a table: the walk reported it.
             continue;
         };
-        let mut time = |field: &str, value: &Option<String>| -> Option<u16> {
-            let Some(text) = value else {
-                c.push(
-                    key(field),
+        if !cx.ok(&[&key(".from"), &key(".to"), &key(".price")]) {
+            ok = false; // Mistyped: the walk reported it.
+            continue;
+        }
+        let mut time = |field: &str| -> Option<u16> {
+            let Some(text) = entry.get(field).and_then(Value::as_str) else {
+                cx.fail_at(
+                    key(&format!(".{field}")),
                     "is missing: each [[dli.tariff]] period needs from, to (\"HH:MM\", local time) and price",
                 );
                 return None;
             };
             let minute = match text.trim() {
-                "24:00" if field == ".to" => Some(0),
+                "24:00" if field == "to" => Some(0),
                 t => parse_hhmm(t),
             };
             if minute.is_none() {
-                c.push(
-                    key(field),
+                cx.fail_at(
+                    key(&format!(".{field}")),
                     format!("({text:?}) must be \"HH:MM\" in local 24-hour time, e.g. \"07:00\""),
                 );
             }
             minute
         };
-        let from = time(".from", &entry.from);
-        let to = time(".to", &entry.to);
-        let price = match entry.price {
+        let from = time("from");
+        let to = time("to");
+        let price = match entry.get("price") {
             None => {
-                c.push(
+                cx.fail_at(
                     key(".price"),
                     "is missing: each [[dli.tariff]] period needs a price per kWh",
                 );
                 None
             }
-            Some(p) => c.range(&key(".price"), Some(p), 0.0, price),
+            Some(p) => {
+                let p = p.as_float().or(p.as_integer().map(|i| i as f64))?;
+                match price_range.check(p) {
+                    Ok(()) => Some(p),
+                    Err(why) => {
+                        cx.fail_at(key(".price"), why);
+                        None
+                    }
+                }
+            }
         };
         match (from, to, price) {
             (Some(from), Some(to), _) if from == to => {
-                c.push(
+                cx.fail_at(
                     key(""),
                     format!(
                         "({}-{}) is empty or the whole day: from and to must differ (a period may wrap midnight, e.g. from = \"22:00\", to = \"06:00\"); for one price all day set dli.default_price",
-                        hhmm(from), hhmm(to)
+                        hhmm(from),
+                        hhmm(to)
                     ),
                 );
-                tariff_ok = false;
+                ok = false;
             }
             (Some(from), Some(to), Some(price)) => {
-                tariff.push((i, TariffPeriod { from, to, price }))
+                periods.push((i, TariffPeriod { from, to, price }))
             }
-            _ => tariff_ok = false,
+            _ => ok = false,
         }
     }
     // Overlaps: mark each minute of the day with the period that prices it.
     let mut owner: Vec<Option<usize>> = vec![None; 1440];
-    for (n, (i, period)) in tariff.iter().enumerate() {
+    for (n, (i, period)) in periods.iter().enumerate() {
         let mut clashes: Vec<usize> = Vec::new();
         for minute in 0..1440u16 {
             if !period.contains(minute) {
@@ -814,8 +718,8 @@ fn check_dli(c: &mut Check, raw: &RawDli) -> Option<DliSettings> {
             }
         }
         for other in clashes {
-            let (j, p) = &tariff[other];
-            c.push(
+            let (j, p) = &periods[other];
+            cx.fail_at(
                 format!("dli.tariff[{i}]"),
                 format!(
                     "({}-{}) overlaps dli.tariff[{j}] ({}-{}): each time of day may have one price only",
@@ -825,163 +729,25 @@ fn check_dli(c: &mut Check, raw: &RawDli) -> Option<DliSettings> {
                     hhmm(p.to)
                 ),
             );
-            tariff_ok = false;
+            ok = false;
         }
     }
-    let mut tariff: Vec<TariffPeriod> = tariff.into_iter().map(|(_, p)| p).collect();
-    tariff.sort_by_key(|p| p.from);
-    Some(DliSettings {
-        target_mol: target_mol?,
-        sun_umol_per_lux: sun_umol_per_lux?,
-        lamp_ppfd: lamp_ppfd?,
-        lamp_umol_per_lux: lamp_umol_per_lux?,
-        lamp_watts: lamp_watts?,
-        carry_max_mol: carry_max_mol?,
-        tariff: tariff_ok.then_some(tariff)?,
-        default_price: default_price?,
-    })
+    let mut periods: Vec<TariffPeriod> = periods.into_iter().map(|(_, p)| p).collect();
+    periods.sort_by_key(|p| p.from);
+    ok.then_some(periods)
+}
+
+/// Minutes as `5 h` / `5 h 30 min`.
+fn hours(min: u16) -> String {
+    match min % 60 {
+        0 => format!("{} h", min / 60),
+        m => format!("{} h {m} min", min / 60),
+    }
 }
 
 /// Minutes of the day as `HH:MM`.
 pub(crate) fn hhmm(min: u16) -> String {
     format!("{:02}:{:02}", min / 60, min % 60)
-}
-
-/// A numeric range for messages: lower bound inclusive or exclusive, upper bound inclusive (`why` explains it).
-#[derive(Debug, Clone, Copy)]
-struct Range {
-    min: f64,
-    min_exclusive: bool,
-    max: f64,
-    unit: &'static str,
-    why: &'static str,
-}
-
-impl Range {
-    fn closed(min: f64, max: f64, unit: &'static str) -> Self {
-        Range {
-            min,
-            min_exclusive: false,
-            max,
-            unit,
-            why: "",
-        }
-    }
-
-    fn open(min: f64, max: f64, unit: &'static str) -> Self {
-        Range {
-            min_exclusive: true,
-            ..Range::closed(min, max, unit)
-        }
-    }
-
-    fn because(self, why: &'static str) -> Self {
-        Range { why, ..self }
-    }
-}
-
-/// Collects problems; each check returns `None` when its value is bad.
-#[derive(Default)]
-struct Check {
-    problems: Vec<Problem>,
-}
-
-impl Check {
-    fn push(&mut self, key: impl Into<String>, reason: impl Into<String>) {
-        self.problems.push(Problem::new(key, reason));
-    }
-
-    fn map<T>(
-        &mut self,
-        key: &str,
-        value: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
-        parse(value).map_err(|why| self.push(key, why)).ok()
-    }
-
-    fn range(&mut self, key: &str, value: Option<f64>, default: f64, r: Range) -> Option<f64> {
-        let v = value.unwrap_or(default);
-        let too_low = if r.min_exclusive {
-            v <= r.min
-        } else {
-            v < r.min
-        };
-        if too_low {
-            let bound = if r.min_exclusive {
-                "greater than"
-            } else {
-                "at least"
-            };
-            self.push(
-                key,
-                format!("({}) must be {bound} {}{}", num(v), num(r.min), r.unit),
-            );
-            None
-        } else if v > r.max {
-            self.push(
-                key,
-                format!(
-                    "({}) must be at most {}{}{}",
-                    num(v),
-                    num(r.max),
-                    r.unit,
-                    r.why
-                ),
-            );
-            None
-        } else {
-            Some(v)
-        }
-    }
-
-    fn secs(&mut self, key: &str, value: Option<f64>, default: f64, r: Range) -> Option<Duration> {
-        // In range means finite, >= 0 and small: `from_secs_f64` cannot panic.
-        self.range(key, value, default, r)
-            .map(Duration::from_secs_f64)
-    }
-
-    fn int(
-        &mut self,
-        key: &str,
-        value: Option<i64>,
-        default: i64,
-        min: i64,
-        max: i64,
-        note: &str,
-    ) -> Option<i64> {
-        let v = value.unwrap_or(default);
-        if (min..=max).contains(&v) {
-            Some(v)
-        } else {
-            self.push(key, format!("({v}) must be between {min} and {max}{note}"));
-            None
-        }
-    }
-
-    fn choice<T: Copy>(
-        &mut self,
-        key: &str,
-        value: Option<&str>,
-        default: T,
-        choices: &[(&str, T)],
-    ) -> Option<T> {
-        let Some(word) = value else {
-            return Some(default);
-        };
-        let found = choices
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(word.trim()))
-            .map(|(_, v)| *v);
-        if found.is_none() {
-            let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
-            self.push(
-                key,
-                format!("({word:?}) must be one of {}", names.join(", ")),
-            );
-        }
-        found
-    }
 }
 
 /// A number for messages: `400`, `0.75`, `-1`.
@@ -993,16 +759,9 @@ pub(crate) fn num(v: f64) -> String {
     }
 }
 
-fn non_empty(value: &Option<String>) -> Option<&str> {
-    value.as_deref().filter(|s| !s.trim().is_empty())
-}
-
-fn resolve(base_dir: Option<&Path>, file: &str) -> PathBuf {
-    let path = Path::new(file);
-    match base_dir {
-        Some(base) if path.is_relative() => base.join(path),
-        _ => path.to_path_buf(),
-    }
+/// `None` for a blank string.
+pub(crate) fn non_empty(value: &str) -> Option<&str> {
+    Some(value).filter(|s| !s.trim().is_empty())
 }
 
 /// Longest password file accepted: a password, not a device or a log someone pointed at by mistake.
@@ -1154,7 +913,7 @@ pub fn check_topic_prefix(prefix: &str) -> Result<(), String> {
 }
 
 /// Checks a topic the daemon subscribes to or publishes under: no wildcards, no `$`, no NUL.
-fn check_topic_name(topic: &str) -> Result<(), &'static str> {
+pub(crate) fn check_topic_name(topic: &str) -> Result<(), &'static str> {
     if topic.contains(['+', '#']) {
         Err("must not contain the MQTT wildcards '+' or '#'")
     } else if topic.starts_with('$') {
@@ -1200,6 +959,11 @@ fn parse_hhmm(s: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{
+        DliSettings, FailurePolicy, HomeAssistantSettings, OnStart, OnStop, SensorSource,
+    };
+    use crate::hw::bh1750::WORST_CASE_CYCLE;
+    use std::time::Duration;
 
     fn env() -> Environment {
         Environment {

@@ -3,7 +3,7 @@
 //! are shells around it: they own the clock, the hardware and the broker.
 //!
 //! ```text
-//! let mut core = Core::new(settings, Start { relay: read_back_at_open }, now);
+//! let mut core = Core::new(settings, Start::new(read_back_at_open), now);
 //! loop {
 //!     let effects = core.handle(now, event);        // the first call also announces the start
 //!     execute(effects);                              // SetRelay → write, read back → handle(Event::Relay{..})
@@ -160,11 +160,19 @@ pub enum Effect {
     },
 }
 
-/// What the shell found at start.
+/// What the shell found at start. Build it with [`Start::new`] so that fields added later (restored state
+/// files) get their defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Start {
     /// The relay line read back right after it was opened at its start level.
     pub relay: Result<bool, String>,
+}
+
+impl Start {
+    /// The relay as read back at open; nothing restored.
+    pub fn new(relay: Result<bool, String>) -> Start {
+        Start { relay }
+    }
 }
 
 /// What the sensor path last produced (`sensor` in `P/state`).
@@ -584,7 +592,7 @@ impl Core {
                 ),
             );
         }
-        if self.settings.relay.on_start == OnStart::Restore {
+        if restores(&self.settings) {
             self.out.push(Effect::Persist(Persist::Relay { on }));
         }
         self.state_dirty = true;
@@ -995,6 +1003,11 @@ impl Core {
         self.publish(self.topics.state.clone(), payload.to_string(), true);
         self.notify_status();
     }
+}
+
+/// Whether `relay.on_start` or `relay.on_boot` restores the saved relay state (then every switch is saved).
+pub fn restores(settings: &Settings) -> bool {
+    settings.relay.on_start == OnStart::Restore || settings.relay.on_boot == OnStart::Restore
 }
 
 /// Whether switching the lamp should change the reading (the stuck-sensor check needs it); not taken from the

@@ -58,11 +58,7 @@ impl Rig {
             .unwrap()
             .and_hms_opt(h, m, 0)
             .unwrap();
-        let core = Core::new(
-            settings(extra),
-            Start { relay: Ok(on) },
-            Now::naive(t0, day),
-        );
+        let core = Core::new(settings(extra), Start::new(Ok(on)), Now::naive(t0, day));
         Rig {
             core,
             t0,

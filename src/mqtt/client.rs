@@ -162,13 +162,13 @@ pub fn spawn_with(
             url: url.clone(),
             source,
         })?;
-    let connect_opts = connect_options(&settings, &will_topic, tuning.connect_timeout)?;
+    let targets = targets(&settings, &will_topic, tuning.connect_timeout)?;
     let outbox = Outbox::new(tuning.offline_capacity);
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
     let task = Task {
         client,
         stream,
-        connect_opts,
+        targets,
         url,
         server_uri,
         client_id: settings.client_id.clone(),
@@ -233,10 +233,47 @@ pub async fn shutdown(outbox: &Outbox, task: JoinHandle<()>, limit: Duration) {
     }
 }
 
+/// One broker of `mqtt.url` and the options that connect to it.
+struct Target {
+    /// The broker for logs.
+    url: String,
+    opts: paho::ConnectOptions,
+}
+
+/// The brokers in failover order. Each connect attempt names exactly one server URI: given the whole list, Paho C
+/// would, after losing the connection to broker i, connect to broker i + 1 by itself, behind this task's back (no
+/// resubscription, no republished state), and never back to the first ones. This task walks the list instead.
+fn targets(
+    s: &MqttSettings,
+    will_topic: &str,
+    connect_timeout: Duration,
+) -> Result<Vec<Target>, ClientError> {
+    let uris = paho_uris(s);
+    if uris.len() == 1 {
+        // The server URI the client was created with.
+        return Ok(vec![Target {
+            url: display_url(s),
+            opts: connect_options(s, will_topic, connect_timeout, None)?,
+        }]);
+    }
+    s.url
+        .endpoints()
+        .iter()
+        .zip(&uris)
+        .map(|(endpoint, uri)| {
+            Ok(Target {
+                url: endpoint.to_string(),
+                opts: connect_options(s, will_topic, connect_timeout, Some(uri))?,
+            })
+        })
+        .collect()
+}
+
 fn connect_options(
     s: &MqttSettings,
     will_topic: &str,
     connect_timeout: Duration,
+    server_uri: Option<&str>,
 ) -> Result<paho::ConnectOptions, ClientError> {
     let mut b = paho::ConnectOptionsBuilder::new_v3();
     b.keep_alive_interval(s.keepalive)
@@ -253,10 +290,9 @@ fn connect_options(
     if let Some(password) = &s.password {
         b.password(password.as_str());
     }
-    // A failover list: paho tries the brokers in this order on every connect (one URL: the client's own).
-    let uris = paho_uris(s);
-    if uris.len() > 1 {
-        b.server_uris(&uris);
+    // A broker of a failover list (else the URI the client was created with).
+    if let Some(uri) = server_uri {
+        b.server_uris(&[uri]);
     }
     if s.url.tls() {
         let mut ssl = paho::SslOptionsBuilder::new();
@@ -320,7 +356,9 @@ struct Task {
     /// to a reaper thread (see `Drop`).
     pending_connect: Option<paho::Token>,
     stream: paho::AsyncReceiver<paho::Event>,
-    connect_opts: paho::ConnectOptions,
+    /// The brokers of `mqtt.url`, tried in this order on every (re)connect.
+    targets: Vec<Target>,
+    /// All of them, for logs.
     url: String,
     server_uri: String,
     client_id: String,
@@ -377,33 +415,34 @@ impl Task {
         self.cancel.is_cancelled() || self.outbox.queue().is_closed()
     }
 
-    /// Connect, retrying with exponential backoff; `false` when stopped before connecting.
+    /// Connect, retrying with exponential backoff; `false` when stopped before connecting. Each round tries the
+    /// brokers of `mqtt.url` in order, so the first one that answers is used.
     async fn connect(&mut self) -> bool {
         let mut last_failure = String::new();
         loop {
-            if self.stopping() {
-                return false;
-            }
-            let token = self
-                .pending_connect
-                .insert(self.client.connect(self.connect_opts.clone()));
-            let attempt = timeout(self.tuning.connect_timeout + CONNECT_MARGIN, token);
-            let result = tokio::select! {
-                r = attempt => r,
-                _ = self.cancel.cancelled() => return false,
-            };
-            self.pending_connect = None;
-            let failure = match result {
-                Ok(Ok(_)) => {
-                    self.on_connected();
-                    return true;
+            let mut failures = Vec::new();
+            for i in 0..self.targets.len() {
+                if self.stopping() {
+                    return false;
                 }
-                Ok(Err(e)) => describe_connect_error(&e, self.tuning.connect_timeout),
-                // Our safety net behind paho's own connect timeout: the same failure, said the same way.
-                Err(_) => describe_connect_error(
-                    &paho::Error::TcpConnectTimeout,
-                    self.tuning.connect_timeout,
-                ),
+                match self.attempt(i).await {
+                    Some(Ok(())) => {
+                        self.on_connected(i);
+                        return true;
+                    }
+                    Some(Err(failure)) => failures.push(failure),
+                    None => return false,
+                }
+            }
+            let failure = match failures.as_slice() {
+                [one] => one.clone(),
+                several => self
+                    .targets
+                    .iter()
+                    .zip(several)
+                    .map(|(t, f)| format!("{}: {f}", t.url))
+                    .collect::<Vec<_>>()
+                    .join("; "),
             };
             // Log a failure once; repeats of the same failure only at debug level.
             if failure != last_failure {
@@ -421,6 +460,28 @@ impl Task {
                 return false;
             }
         }
+    }
+
+    /// One connect attempt to broker `i`: `None` when stopped meanwhile, else the outcome (failure described).
+    async fn attempt(&mut self, i: usize) -> Option<Result<(), String>> {
+        let token = self
+            .pending_connect
+            .insert(self.client.connect(self.targets[i].opts.clone()));
+        let attempt = timeout(self.tuning.connect_timeout + CONNECT_MARGIN, token);
+        let result = tokio::select! {
+            r = attempt => r,
+            _ = self.cancel.cancelled() => return None,
+        };
+        self.pending_connect = None;
+        Some(match result {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(describe_connect_error(&e, self.tuning.connect_timeout)),
+            // Our safety net behind paho's own connect timeout: the same failure, said the same way.
+            Err(_) => Err(describe_connect_error(
+                &paho::Error::TcpConnectTimeout,
+                self.tuning.connect_timeout,
+            )),
+        })
     }
 
     /// The next retry delay (±25 % jitter); doubles the one after it, up to `backoff_max`.
@@ -449,8 +510,9 @@ impl Task {
         }
     }
 
-    fn on_connected(&mut self) {
-        log::info!("MQTT connected to {}", self.url);
+    /// Connected to broker `i` of the list.
+    fn on_connected(&mut self, i: usize) {
+        log::info!("MQTT connected to {}", self.targets[i].url);
         self.outbox.shared.connected.store(true, Ordering::Relaxed);
         let dropped = {
             let mut q = self.outbox.queue();
