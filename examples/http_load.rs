@@ -44,7 +44,10 @@ fn main() {
     let tx = Arc::new(tx);
 
     for path in ["/", "/api/history?hours=48", "/api/state", "/metrics"] {
-        println!("GET {path}: {} bytes (with headers)", get(addr, path).unwrap_or(0));
+        println!(
+            "GET {path}: {} bytes (with headers)",
+            get(addr, path).unwrap_or(0)
+        );
     }
     println!("phase         ticks   p50 ms   p99 ms   max ms   (lateness of a 10 ms loop)");
     let base = run_loop(&tx, phase, &history, local);

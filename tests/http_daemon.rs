@@ -70,6 +70,28 @@ fn history_survives_a_restart() {
     let before = wait_minutes(&mut first, addr, 3, Duration::from_secs(60));
     // The lamp runs (ambient 300 lx is below the band) and the minutes say so.
     assert!(before.iter().any(|m| m["lamp_on_s"] == 60), "{before:?}");
+    // /metrics from the live daemon: the lamp is on, switched once, and has run for minutes of simulated time.
+    let (status, metrics) = get(addr, "/metrics").expect("/metrics");
+    assert_eq!(status, 200);
+    for line in [
+        "greenhoused_light_on 1",
+        "greenhoused_lamp_switches_total 1",
+        "greenhoused_broker_connected 1",
+        "greenhoused_sensor_status{status=\"ok\"} 1",
+        "greenhoused_lux 700.0",
+        "greenhoused_ambient_lux 300.0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line:?} missing in:\n{metrics}"
+        );
+    }
+    let on_s: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("greenhoused_lamp_on_seconds_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("lamp_on_seconds_total");
+    assert!(on_s >= 120.0, "{on_s}");
     first.terminate(Duration::from_secs(5));
     let file = state.path().join("history.bin");
     let size = std::fs::metadata(&file)
