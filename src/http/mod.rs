@@ -362,12 +362,33 @@ async fn api_state(State(s): Snapshots) -> Response {
 /// One minute of `/api/history`.
 #[derive(Serialize)]
 struct MinuteJson {
-    /// Local start of the minute, `YYYY-MM-DDTHH:MM`.
-    t: String,
+    /// Local start of the minute, `YYYY-MM-DDTHH:MM` (formatted straight into the output).
+    #[serde(serialize_with = "minute_start")]
+    t: i32,
     lux: Option<f32>,
     ambient_lux: Option<f32>,
     lamp_on_s: u8,
     window_open: bool,
+}
+
+fn minute_start<S: serde::Serializer>(t: &i32, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&crate::core::history::minute_start(*t).format("%Y-%m-%dT%H:%M"))
+}
+
+/// The minutes of `/api/history`, encoded one by one as they are written (no intermediate copy: the 48 h answer
+/// is ~270 kB, and memory on a Pi is the budget that matters).
+struct MinutesJson<'a>(&'a [Minute]);
+
+impl Serialize for MinutesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|m| MinuteJson {
+            t: m.t,
+            lux: m.lux,
+            ambient_lux: m.ambient_lux,
+            lamp_on_s: m.lamp_on_s,
+            window_open: m.window_open,
+        }))
+    }
 }
 
 /// One day of `/api/history`.
@@ -385,12 +406,12 @@ struct DayJson {
 }
 
 #[derive(Serialize)]
-struct HistoryJson {
+struct HistoryJson<'a> {
     /// The local time the history runs up to.
     now: String,
     hours: u32,
     step_s: u32,
-    minutes: Vec<MinuteJson>,
+    minutes: MinutesJson<'a>,
     days: Vec<DayJson>,
 }
 
@@ -452,18 +473,9 @@ async fn api_history(
     }
     let from = crate::core::history::minute_of(h.local) - (hours as i32) * 60;
     let first = h.minutes.partition_point(|m| m.t < from);
-    let minutes = h.minutes[first..]
-        .iter()
-        .map(|m| MinuteJson {
-            t: m.start().format("%Y-%m-%dT%H:%M").to_string(),
-            lux: m.lux,
-            ambient_lux: m.ambient_lux,
-            lamp_on_s: m.lamp_on_s,
-            window_open: m.window_open,
-        })
-        .collect();
+    let minutes = MinutesJson(&h.minutes[first..]);
     let skip = h.days.len().saturating_sub(days);
-    let days = h.days[skip..]
+    let days: Vec<DayJson> = h.days[skip..]
         .iter()
         .map(|d| DayJson {
             date: d.date().to_string(),
@@ -477,14 +489,19 @@ async fn api_history(
             cost: d.cost,
         })
         .collect();
-    let body = match serde_json::to_vec(&HistoryJson {
-        now: h.local.format("%Y-%m-%dT%H:%M:%S").to_string(),
-        hours,
-        step_s: 60,
-        minutes,
-        days,
-    }) {
-        Ok(b) => axum::body::Bytes::from(b),
+    // Sized for the full answer (about 95 bytes a minute) so the buffer is allocated once.
+    let mut out = Vec::with_capacity(256 + 96 * (h.minutes.len() - first) + 200 * days.len());
+    let body = match serde_json::to_writer(
+        &mut out,
+        &HistoryJson {
+            now: h.local.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            hours,
+            step_s: 60,
+            minutes,
+            days,
+        },
+    ) {
+        Ok(()) => axum::body::Bytes::from(out),
         Err(e) => {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
