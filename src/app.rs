@@ -387,13 +387,14 @@ fn spawn_sensor_thread(
     tx: mpsc::Sender<SensorEvent>,
     cancel: CancellationToken,
 ) -> std::thread::JoinHandle<()> {
+    // Hold an accelerated clock from now on: the thread may take a while to get going.
+    let mut next = clock.now();
+    clock.hold_until(next);
     std::thread::Builder::new()
         .name("sensor".into())
         .spawn(move || {
             let mut sensor: Option<Box<dyn LuxSensor>> = None;
             let mut failures: u32 = 0;
-            let mut next = clock.now();
-            clock.hold_until(next);
             while !cancel.is_cancelled() {
                 let at = clock.now();
                 // The conversion waits run on the clock (and move its hold along).

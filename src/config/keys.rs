@@ -947,6 +947,56 @@ mod tests {
         }
     }
 
+    /// Every number, whole-number and boolean key reaches its field: a value other than the default, given in a
+    /// file, comes back out of the loaded settings through `get` (a `set` that stored it elsewhere, or nowhere,
+    /// fails here).
+    #[test]
+    fn each_key_sets_and_gets_its_own_field() {
+        let env = crate::config::Environment {
+            credentials_dir: None,
+            hostname: Some("pi".into()),
+        };
+        let defaults = crate::config::load_str_with("", &env).unwrap();
+        let mut tried = 0;
+        for k in KEYS {
+            let value = match k.kind {
+                Kind::Number(default, range) => {
+                    // A small step up from the default, inside the bounds and clear of cross-checks.
+                    let Some(x) = [default + 1.5, default + 0.01]
+                        .into_iter()
+                        .find(|x| range.contains(*x))
+                    else {
+                        panic!("{}: no value near the default", k.path);
+                    };
+                    Value::Float(x)
+                }
+                Kind::Integer {
+                    default,
+                    max,
+                    hex: false,
+                    ..
+                } if default < max => Value::Integer(default + 1),
+                Kind::Bool(b) => Value::Boolean(!b),
+                _ => continue,
+            };
+            let text = format!("[{}]\n{} = {value}\n", k.section(), k.name());
+            let s = match crate::config::load_str_with(&text, &env) {
+                Ok(s) => s,
+                Err(e) => panic!("{text}: {e}"),
+            };
+            let got = (k.get)(&s);
+            let same = match (&got, &value) {
+                (Value::Float(a), Value::Float(b)) => (a - b).abs() < 1e-9,
+                (Value::Integer(a), Value::Float(b)) => (*a as f64 - b).abs() < 1e-9,
+                (a, b) => a == b,
+            };
+            assert!(same, "{}: set {value}, got {got}", k.path);
+            assert_ne!(s, defaults, "{}: setting it changed nothing", k.path);
+            tried += 1;
+        }
+        assert!(tried >= 20, "only {tried} keys tried");
+    }
+
     #[test]
     fn live_keys_are_control_monitor_and_dli() {
         for k in KEYS {

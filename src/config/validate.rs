@@ -225,6 +225,11 @@ impl Range {
         }
     }
 
+    /// True when `v` is within the bounds.
+    pub fn contains(&self, v: f64) -> bool {
+        self.check(v).is_ok()
+    }
+
     fn check(&self, v: f64) -> Result<(), String> {
         let too_low = if self.min_exclusive {
             v <= self.min

@@ -27,8 +27,8 @@
 //!   [`Effect::Log`] lines are logged by the shell.
 //! - MQTT messages on subscribed topics come in as [`Event::Message`]: `P/light/set` (and `sensor.topic` when
 //!   `sensor.source = "mqtt"`). Mock steering (`P/mock/set`) is the daemon shell's business, never the core's.
-//! - [`Event::Reload`] carries the shell's `config::load` result: live keys (`[control]`, `[monitor]`) apply, the
-//!   rest is logged as needing a restart; the relay is not touched by the reload itself.
+//! - [`Event::Reload`] carries the shell's `config::load` result: live keys (`[control]`, `[monitor]`, `[dli]`)
+//!   apply, the rest is logged as needing a restart; the relay is not touched by the reload itself.
 //!
 //! Seams for what comes next: [`Core::decide`] is the one place the strategy decides (the threshold rule of
 //! [`control`] today), [`Persist`] grows a variant per state file, and [`Core::on_minute`] runs once per local
@@ -711,10 +711,11 @@ impl Core {
         self.apply(decision, true);
     }
 
-    /// SIGHUP: control and monitor apply live, the rest needs a restart.
+    /// SIGHUP: the live keys (`[control]`, `[monitor]`, `[dli]`) apply, the rest needs a restart.
     fn reload(&mut self, result: Result<Box<Settings>, String>) {
         match result {
             Ok(new) => {
+                let live = config::reload::live_changes(&self.settings, &new);
                 for key in config::restart_required_changes(&self.settings, &new) {
                     self.log(
                         Severity::Warning,
@@ -728,10 +729,16 @@ impl Core {
                 self.monitor.set_lamp_expected(lamp_expected(&new.control));
                 self.settings.control = new.control;
                 self.settings.monitor = new.monitor;
+                self.settings.dli = new.dli;
                 self.state_dirty = true;
+                let changed = if live.is_empty() {
+                    "no live key changed".to_string()
+                } else {
+                    format!("changed: {}", live.join(", "))
+                };
                 self.log(
                     Severity::Info,
-                    "configuration reloaded: [control] and [monitor] applied".into(),
+                    format!("configuration reloaded: [control], [monitor] and [dli] applied ({changed})"),
                 );
             }
             Err(e) => self.log(

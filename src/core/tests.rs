@@ -523,7 +523,7 @@ fn reload_applies_live_keys_and_leaves_the_relay_alone() {
     );
     assert!(l
         .iter()
-        .any(|x| x == "configuration reloaded: [control] and [monitor] applied"));
+        .any(|x| x == "configuration reloaded: [control], [monitor] and [dli] applied (changed: control.on_below_lux, control.off_above_lux, control.min_on_s)"));
     assert_eq!(r.core.settings().control.on_below_lux, 100.0);
     assert_eq!(
         r.core.settings().relay.gpio,
