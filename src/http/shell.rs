@@ -1,7 +1,7 @@
 //! The daemon shell's side of the dashboard: loads and writes the history file, runs the server, and publishes
 //! snapshots of the core's view. Publishing is a `watch` send of a small struct per event; the history copy
 //! (~100 kB at most) is made once per local minute. The file write happens when the core asks for it: at most
-//! every [`crate::core::history::FLUSH_EVERY_MIN`] minutes (a few kB appended) and at stop.
+//! every [`crate::core::history::FLUSH_EVERY_MIN`] minutes (a few hundred bytes appended) and at stop.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
