@@ -92,6 +92,35 @@ pub fn state_file() -> PathBuf {
     persist::state_file(std::env::var("STATE_DIRECTORY").ok().as_deref())
 }
 
+/// Where the DLI day state is kept (beside the relay state).
+pub fn dli_state_file() -> PathBuf {
+    persist::dli_state_file(std::env::var("STATE_DIRECTORY").ok().as_deref())
+}
+
+/// The saved DLI day state; a missing file is a first start, a torn or invalid one is reported and ignored.
+fn load_dli_state(path: &std::path::Path) -> Option<crate::core::dli::DliState> {
+    match persist::load_text(path) {
+        Ok(None) => None,
+        Ok(Some(text)) => match crate::core::dli::DliState::from_json(&text) {
+            Ok(state) => Some(state),
+            Err(e) => {
+                warn!(
+                    "ignoring the saved DLI day state in {}: {e}; the day's light integral starts from zero",
+                    path.display()
+                );
+                None
+            }
+        },
+        Err(e) => {
+            warn!(
+                "cannot read the saved DLI day state {}: {e}; the day's light integral starts from zero",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
 /// What the sensor thread reports.
 #[derive(Debug)]
 struct SensorEvent {
@@ -127,7 +156,7 @@ async fn run_async(
         config::BrokerUrl::Remote(_) => None,
     };
 
-    let mut subscriptions = vec![topics.light_set.clone()];
+    let mut subscriptions = vec![topics.light_set.clone(), topics.dli_target_set.clone()];
     if hw.mock.is_some() {
         subscriptions.push(topics.mock_set.clone());
     }
@@ -163,7 +192,9 @@ async fn run_async(
     });
 
     let mut relay = hw.relay;
-    let start = Start::new(relay.read_back().map_err(|e| e.to_string()));
+    let dli_file = dli_state_file();
+    let mut start = Start::new(relay.read_back().map_err(|e| e.to_string()));
+    start.dli = load_dli_state(&dli_file);
     let state_file = crate::core::restores(&settings).then(state_file);
     let listen = settings.http.listen;
     let mut core = Core::new(settings, start, hw.clock.moment());
@@ -178,6 +209,7 @@ async fn run_async(
         clock: hw.clock,
         outbox: outbox.clone(),
         state_file,
+        dli_file,
         mock: hw.mock,
         mock_topic: topics.mock_set,
         bad_input_log: LogBudget::default(),
@@ -270,6 +302,8 @@ struct Shell {
     outbox: Outbox,
     /// Where to persist the relay state (`relay.on_start = "restore"` only).
     state_file: Option<PathBuf>,
+    /// Where the DLI day state is saved.
+    dli_file: PathBuf,
     mock: Option<World>,
     mock_topic: String,
     /// Keeps a flood of bad `P/mock/set` input from flooding the journal.
@@ -317,6 +351,7 @@ impl Shell {
                         core.history_write_failed();
                     }
                 }
+                Effect::Persist(Persist::Dli(state)) => self.persist_dli(&state),
                 Effect::Notify(line) => notify(systemd::status(&line)),
                 Effect::Log { level, line, .. } => log_line(level, &line),
             }
@@ -324,6 +359,15 @@ impl Shell {
         let local = self.now().local.naive_local();
         if let Some(d) = self.dashboard.as_mut() {
             d.publish(&core.view(), core.history(), local);
+        }
+    }
+
+    fn persist_dli(&self, state: &crate::core::dli::DliState) {
+        if let Err(e) = persist::save_bytes(&self.dli_file, state.to_json().as_bytes()) {
+            warn!(
+                "cannot save the DLI day state to {}: {e} (the day so far would be lost at a restart)",
+                self.dli_file.display()
+            );
         }
     }
 

@@ -12,12 +12,14 @@
 //! | [`mod@core`] | the sans-I/O core: events in, effects out, on any clock; owns all decisions and state |
 //! | [`core::control`] | the light rule state machine (pure: time and inputs in, decisions out) |
 //! | [`core::monitor`] | the checks and the alert lifecycle (pure) |
+//! | [`core::dli`] | daily light integral: accounting, strategy "dli", daily report (pure) |
 //! | [`mqtt`] | contract topic names, command parser, paho client task, embedded broker |
 //! | [`app`] | the daemon shell: sensor thread, MQTT task, signals, clock; executes the core's effects |
 //! | [`core::history`] | one-minute and daily aggregates for the dashboard (pure), its journal format |
 //! | [`http`] | the read-only dashboard, `/metrics`, `/api` server (own thread, bounded) |
 //! | [`persist`] | atomic state files |
 //! | [`systemd`], [`logging`] | sd_notify READY/STATUS/WATCHDOG/STOPPING; journald/syslog/stderr output |
+//! | [`sim`] | `greenhoused simulate`: weather, virtual clock loop, report, chart |
 //! | [`cli`] | the command line of the spec |
 
 pub mod app;
@@ -29,6 +31,7 @@ pub mod hw;
 pub mod logging;
 pub mod mqtt;
 pub mod persist;
+pub mod sim;
 pub mod systemd;
 
 /// The light rule, at its old path (`greenhoused::control`).

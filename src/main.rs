@@ -7,7 +7,7 @@ use clap::Parser;
 use log::error;
 
 use greenhoused::app::{self, Hardware};
-use greenhoused::cli::Cli;
+use greenhoused::cli::{Cli, Command, SimulateArgs};
 use greenhoused::config::{self, SensorSource, Settings};
 use greenhoused::hw::mock::{self, Clock, RealClock};
 use greenhoused::hw::SensorError;
@@ -31,6 +31,9 @@ fn run(cli: Cli) -> u8 {
             return exit::CONFIG;
         }
     };
+    if let Some(Command::Simulate(args)) = &cli.command {
+        return simulate(&settings, args, cli.verbose > 0);
+    }
     if cli.check_config {
         print!("{}", config::render_effective(&settings));
         return exit::OK;
@@ -54,6 +57,40 @@ fn run(cli: Cli) -> u8 {
         Err(e) => {
             error!("{e}");
             exit::SOFTWARE
+        }
+    }
+}
+
+/// `greenhoused simulate`: run, write the files, print one summary line.
+fn simulate(settings: &Settings, args: &SimulateArgs, verbose: bool) -> u8 {
+    let opts = greenhoused::sim::Options {
+        weather: args.weather.clone(),
+        from: args.from,
+        days: args.days,
+        strategy: args.strategy,
+        out: args.out.clone(),
+        verbose,
+    };
+    match greenhoused::sim::simulate(settings, &opts) {
+        Ok(summary) => {
+            let t = &summary.report.totals;
+            eprintln!(
+                "simulated {} light-days twice (strategy and threshold rule) in {:.2} s: {:.0} simulated s per \
+                 wall s, {} sensor measurements; lamp {:.1} h, {} switches, DLI {:.2} mol; wrote {}",
+                summary.days,
+                summary.wall.as_secs_f64(),
+                summary.speed(),
+                summary.measurements,
+                t.lamp_on_s / 3600.0,
+                t.switches,
+                t.dli_mol.total,
+                opts.out.display()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            error!("simulate: {e}");
+            e.exit_code()
         }
     }
 }

@@ -200,6 +200,21 @@ fn the_dashboard_renders_the_daemons_state_in_chromium() {
         .map(json_text)
         .collect();
     assert_eq!(data_value(&dom, "alerts"), alerts.join(","));
+    // Today's DLI panel (the target and status are steady; the integral grows with every reading).
+    assert_eq!(
+        data_value(&dom, "dlistatus"),
+        json_text(&after["dli"]["status"])
+    );
+    assert_eq!(
+        data_value(&dom, "target").parse::<f64>().ok(),
+        after["dli"]["target_mol"].as_f64()
+    );
+    let mol_page: f64 = data_value(&dom, "dli").parse().expect("DLI on the page");
+    let mol_api = after["dli"]["mol"].as_f64().expect("dli.mol");
+    assert!(
+        (0.0..=mol_api).contains(&mol_page),
+        "{mol_page} vs {mol_api}"
+    );
     assert_eq!(data_value(&dom, "light"), "on");
     assert_eq!(data_value(&dom, "lux"), "700");
     // The charts were drawn from /api/history (the page counts what it got).

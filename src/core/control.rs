@@ -69,6 +69,12 @@ pub enum Reason {
     MinOnHold,
     MinOffHold,
     SensorFailure,
+    /// `strategy = "dli"`: lamp time is needed now to reach the day's light target.
+    DliNeeded,
+    /// `strategy = "dli"`: lamp time is needed later (cheaper or darker hours).
+    DliScheduled,
+    /// `strategy = "dli"`: the target is reached, or sunlight alone will reach it.
+    DliMet,
 }
 
 impl Reason {
@@ -83,6 +89,9 @@ impl Reason {
             Reason::MinOnHold => "min_on_hold",
             Reason::MinOffHold => "min_off_hold",
             Reason::SensorFailure => "sensor_failure",
+            Reason::DliNeeded => "dli_needed",
+            Reason::DliScheduled => "dli_scheduled",
+            Reason::DliMet => "dli_met",
         }
     }
 }
@@ -371,6 +380,13 @@ impl Controller {
     /// Evaluate the rule. The caller then drives the relay to `light_on` and reports what the relay did through
     /// [`Controller::switched`].
     pub fn decide(&mut self, inputs: &Inputs) -> Decision {
+        self.decide_with(inputs, None)
+    }
+
+    /// Like [`Controller::decide`], with a demand from another strategy (`strategy = "dli"`: lamp on or off and
+    /// why) replacing the lux band. The demand is filtered like the band's verdict: manual mode, the window, the
+    /// sensor-failure policy and the dwell times still rule. `None` = the band decides.
+    pub fn decide_with(&mut self, inputs: &Inputs, demand: Option<(bool, Reason)>) -> Decision {
         self.observe(inputs);
         if let Some(Override { until: Some(u), .. }) = self.manual {
             if inputs.now >= u {
@@ -382,7 +398,7 @@ impl Controller {
         let (on, reason) = if let Some(o) = self.manual {
             (o.on, Reason::Manual)
         } else {
-            self.rule(inputs, ambient)
+            self.rule(inputs, ambient, demand)
         };
         self.decision(on, reason, ambient)
     }
@@ -436,18 +452,26 @@ impl Controller {
     }
 
     /// The auto-mode rule including dwell; records the hold end in `hold_until`.
-    fn rule(&mut self, inputs: &Inputs, ambient: Option<f64>) -> (bool, Reason) {
+    fn rule(
+        &mut self,
+        inputs: &Inputs,
+        ambient: Option<f64>,
+        demand: Option<(bool, Reason)>,
+    ) -> (bool, Reason) {
         if !self.window_open(inputs.local_minute) {
             return (false, Reason::OutsideWindow);
         }
-        let (want, reason) = match (inputs.sensor, ambient) {
-            (Some(SensorInput::Stale), _) => match self.settings.on_sensor_failure {
+        let (want, reason) = match (inputs.sensor, ambient, demand) {
+            (Some(SensorInput::Stale), _, _) => match self.settings.on_sensor_failure {
                 FailurePolicy::Off => (false, Reason::SensorFailure),
                 FailurePolicy::On => (true, Reason::SensorFailure),
                 FailurePolicy::Keep => (self.light_on, Reason::SensorFailure),
             },
-            (_, Some(a)) if a < self.settings.on_below_lux => (true, Reason::BelowThreshold),
-            (_, Some(a)) if a > self.settings.off_above_lux => (false, Reason::AboveThreshold),
+            (_, _, Some(d)) => d,
+            (_, Some(a), None) if a < self.settings.on_below_lux => (true, Reason::BelowThreshold),
+            (_, Some(a), None) if a > self.settings.off_above_lux => {
+                (false, Reason::AboveThreshold)
+            }
             _ => (self.light_on, Reason::InBand),
         };
         if want == self.light_on {
@@ -582,6 +606,62 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    /// `strategy = "dli"`: the demand replaces the band, and is filtered like it (dwell, window, sensor, manual).
+    #[test]
+    fn a_dli_demand_replaces_the_band_and_is_filtered_like_it() {
+        let mut r = Rig::new(settings(), false);
+        let at = |r: &Rig, s: f64| SensorInput::Reading {
+            lux: 5000.0,
+            at: r.t(s),
+        };
+        // Bright, but the target needs lamp time now.
+        let i = r.inputs(100.0, Some(at(&r, 100.0)));
+        let d = r.c.decide_with(&i, Some((true, Reason::DliNeeded)));
+        r.c.switched(i.now, d.light_on);
+        assert_eq!((d.light_on, d.reason), (true, Reason::DliNeeded));
+        // Met 30 s later: min_on holds it.
+        let i = r.inputs(130.0, Some(at(&r, 130.0)));
+        let d = r.c.decide_with(&i, Some((false, Reason::DliMet)));
+        r.c.switched(i.now, d.light_on);
+        assert_eq!((d.light_on, d.reason), (true, Reason::MinOnHold));
+        assert_eq!(r.c.next_deadline(), Some(r.t(160.0)));
+        let i = r.inputs(160.0, Some(at(&r, 160.0)));
+        let d = r.c.decide_with(&i, Some((false, Reason::DliScheduled)));
+        r.c.switched(i.now, d.light_on);
+        assert_eq!((d.light_on, d.reason), (false, Reason::DliScheduled));
+        // No demand: the band decides again (5000 lux is above it).
+        let i = r.inputs(300.0, Some(at(&r, 300.0)));
+        assert_eq!(r.c.decide_with(&i, None).reason, Reason::AboveThreshold);
+        // A stale sensor: the failure policy, whatever the demand.
+        let i = r.inputs(400.0, Some(SensorInput::Stale));
+        let d = r.c.decide_with(&i, Some((true, Reason::DliNeeded)));
+        r.c.switched(i.now, d.light_on);
+        assert_eq!((d.light_on, d.reason), (false, Reason::SensorFailure));
+        // Outside the window: off.
+        r.minute = 23 * 60;
+        let i = r.inputs(500.0, Some(at(&r, 500.0)));
+        let d = r.c.decide_with(&i, Some((true, Reason::DliNeeded)));
+        r.c.switched(i.now, d.light_on);
+        assert_eq!((d.light_on, d.reason), (false, Reason::OutsideWindow));
+        // Manual mode rules over the demand.
+        r.minute = 12 * 60;
+        r.last = Some(at(&r, 600.0));
+        r.cmd(
+            600.0,
+            Command::Set {
+                on: false,
+                for_: None,
+            },
+        );
+        let i = r.inputs(700.0, Some(at(&r, 700.0)));
+        let d = r.c.decide_with(&i, Some((true, Reason::DliNeeded)));
+        r.c.switched(i.now, d.light_on);
+        assert_eq!((d.light_on, d.reason), (false, Reason::Manual));
+        assert_eq!(Reason::DliNeeded.as_str(), "dli_needed");
+        assert_eq!(Reason::DliScheduled.as_str(), "dli_scheduled");
+        assert_eq!(Reason::DliMet.as_str(), "dli_met");
     }
 
     #[test]

@@ -35,6 +35,7 @@
 //! minute (aggregates, daily reports).
 
 pub mod control;
+pub mod dli;
 pub mod history;
 pub mod monitor;
 pub mod text;
@@ -45,17 +46,22 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, Timelike};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::config::{self, OnStart, OnStop, SensorSource, Settings};
+use crate::config::{self, OnStart, OnStop, SensorSource, Settings, Strategy};
 use crate::hw::{Measurement, SensorError};
 use crate::logging::Severity;
 use crate::mqtt::command::parse_light_set;
 use crate::mqtt::topics::Topics;
 use control::{Command, Controller, Decision, Inputs, Mode, SensorInput};
+use dli::{Dli, DliPayload, DliState, Note};
 use monitor::{Alert, AlertEvent, Facts, Monitor, SensorFact};
 use text::{format_lux, lux_fingerprint, on_off, parse_lux, printable, round2, LogBudget};
 
 /// How soon the core asks again when the relay does not show what the rule demands (a failed or ignored write).
 pub const RELAY_RETRY: Duration = Duration::from_secs(1);
+/// The DLI day state is saved at most this often (and at each light-day end and at stop).
+pub const DLI_SAVE_EVERY: Duration = Duration::from_secs(300);
+/// What a saturated BH1750 reading counts as in the DLI (its full scale at the least sensitive setting).
+pub const SATURATED_LUX: f64 = 121_557.0;
 
 /// One moment on the shell's clock: the monotonic instant and the local wall time (with its UTC offset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +143,8 @@ pub enum Persist {
     Relay { on: bool },
     /// History bytes for `history.bin` in the state directory (append, or replace atomically).
     History(history::Write),
+    /// The DLI day so far (`DliState::to_json` into the state directory).
+    Dli(Box<DliState>),
 }
 
 /// What the shell must do.
@@ -166,12 +174,15 @@ pub enum Effect {
 pub struct Start {
     /// The relay line read back right after it was opened at its start level.
     pub relay: Result<bool, String>,
+    /// The DLI day state saved by the last run, already validated (`DliState::from_json`); `None` when there was
+    /// none or it was rejected (the shell logs why).
+    pub dli: Option<DliState>,
 }
 
 impl Start {
     /// The relay as read back at open; nothing restored.
     pub fn new(relay: Result<bool, String>) -> Start {
-        Start { relay }
+        Start { relay, dli: None }
     }
 }
 
@@ -221,6 +232,8 @@ pub struct View {
     pub lamp_on_seconds_total: f64,
     /// Relay switches confirmed by read-back since the start.
     pub lamp_switches_total: u64,
+    /// The light-day so far (the `P/dli` payload).
+    pub dli: DliPayload,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,6 +290,11 @@ pub struct Core {
     published_health: Option<Vec<&'static str>>,
     state_dirty: bool,
     notified: Option<String>,
+    /// Daily light integral: accounting, the `dli` strategy, the daily report.
+    dli: Dli,
+    /// A reading not yet counted in the DLI (`Some(saturated)`), counted after the decision gives its ambient.
+    dli_reading: Option<bool>,
+    dli_saved_at: Instant,
     out: Vec<Effect>,
     /// One-minute and daily aggregates for the dashboard (fed on every evaluation).
     history: history::History,
@@ -298,6 +316,13 @@ impl Core {
         monitor.set_lamp_expected(lamp_expected(&settings.control));
         let controller = Controller::new(settings.control.clone(), light, now.at);
         let window_open = controller.window_open(now.minute_of_day());
+        let (dli, dli_notes) = Dli::new(
+            settings.dli.clone(),
+            settings.control.clone(),
+            light,
+            start.dli,
+            now,
+        );
         let mut core = Core {
             settings,
             topics,
@@ -325,6 +350,9 @@ impl Core {
             published_health: None,
             state_dirty: true,
             notified: None,
+            dli,
+            dli_reading: None,
+            dli_saved_at: now.at,
             out: Vec::new(),
             history: history::History::new(),
             fresh_reading: false,
@@ -332,6 +360,7 @@ impl Core {
             lamp_on_since: light.then_some(now.at),
             switches: 0,
         };
+        core.dli_notes(dli_notes);
         if let Err(e) = start.relay {
             core.log(
                 Severity::Warning,
@@ -446,6 +475,7 @@ impl Core {
             lamp_learned_lux: self.controller.lamp_learner().estimate(),
             lamp_on_seconds_total: self.lamp_on_time(self.now.at).as_secs_f64(),
             lamp_switches_total: self.switches,
+            dli: self.dli.payload(&self.now),
         }
     }
 
@@ -506,6 +536,11 @@ impl Core {
     /// The light rule (read-only), e.g. for the learned lamp contribution.
     pub fn controller(&self) -> &Controller {
         &self.controller
+    }
+
+    /// The DLI engine (read-only): the day so far, its state for persistence.
+    pub fn dli(&self) -> &Dli {
+        &self.dli
     }
 
     // ----- events -----
@@ -596,12 +631,16 @@ impl Core {
             self.out.push(Effect::Persist(Persist::Relay { on }));
         }
         self.state_dirty = true;
+        let notes = self.dli.relay(now, on);
+        self.dli_notes(notes);
+        self.publish_dli(now);
     }
 
     fn on_reading(&mut self, started: Instant, result: Result<Measurement, SensorError>) {
         match result {
             Ok(Measurement::Lux { lux, raw }) => {
                 self.accept_reading(lux, started);
+                self.dli_reading = Some(false);
                 self.pending_fact = Some(SensorFact::Reading {
                     lux,
                     raw,
@@ -610,6 +649,7 @@ impl Core {
             }
             Ok(Measurement::Saturated) => {
                 self.set_sensor_status(SensorStatus::Saturated);
+                self.dli_reading = Some(true);
                 self.pending_fact = Some(SensorFact::Saturated { at: started });
             }
             Err(e) => {
@@ -666,12 +706,15 @@ impl Core {
                     self.publish(self.topics.light_set_error.clone(), e.to_string(), false);
                 }
             }
+        } else if topic == self.topics.dli_target_set {
+            self.on_dli_target(now, topic, payload, retained);
         } else if self.settings.sensor.source == SensorSource::Mqtt
             && topic == self.settings.sensor.topic
         {
             match parse_lux(payload) {
                 Some(lux) => {
                     self.accept_reading(lux, now.at);
+                    self.dli_reading = Some(false);
                     // No raw count from a remote sensor: stuck detection works on the lux value's bits.
                     self.pending_fact = Some(SensorFact::Reading {
                         lux,
@@ -704,6 +747,44 @@ impl Core {
         }
     }
 
+    /// `P/dli/target/set`: a new target, applied live until the next restart or reload; bad values are rejected
+    /// like bad light commands (a warning, the reason on `P/dli/target/set/error`).
+    fn on_dli_target(&mut self, now: Now, topic: &str, payload: &[u8], retained: bool) {
+        if retained {
+            self.log(
+                Severity::Warning,
+                format!(
+                    "ignoring a retained DLI target on {topic} ({}): commands must not be retained; clear it \
+                     with `mosquitto_pub -r -n -t {topic}`",
+                    printable(payload)
+                ),
+            );
+            return;
+        }
+        match dli::parse_target(payload) {
+            Ok(mol) => {
+                self.dli.set_target(mol);
+                self.log(
+                    Severity::Info,
+                    format!(
+                        "DLI target set to {mol} mol/m²/day by {topic} (until the next restart or reload)"
+                    ),
+                );
+                self.publish_dli(now);
+            }
+            Err(e) => {
+                self.reject(
+                    now,
+                    format!(
+                        "rejected DLI target on {topic} ({}): {e}",
+                        printable(payload)
+                    ),
+                );
+                self.publish(self.topics.dli_target_set_error.clone(), e, false);
+            }
+        }
+    }
+
     fn on_command(&mut self, now: Now, cmd: Command) {
         let inputs = self.inputs(now);
         let decision = self.controller.command(&inputs, cmd);
@@ -727,6 +808,7 @@ impl Core {
                 self.controller.set_settings(new.control.clone());
                 self.monitor.set_settings(new.monitor.clone());
                 self.monitor.set_lamp_expected(lamp_expected(&new.control));
+                self.dli.set_settings(new.dli.clone(), new.control.clone());
                 self.settings.control = new.control;
                 self.settings.monitor = new.monitor;
                 self.settings.dli = new.dli;
@@ -750,6 +832,9 @@ impl Core {
 
     /// Stop: relay to `relay.on_stop` (through the shell), then the final state.
     fn stop(&mut self) {
+        let notes = self.dli.tick(self.now);
+        self.dli_notes(notes);
+        self.save_dli();
         let target = match self.settings.relay.on_stop {
             OnStop::Off => Some(false),
             OnStop::On => Some(true),
@@ -825,9 +910,24 @@ impl Core {
         if self.is_stale(now.at) && self.sensor_status == SensorStatus::Ok {
             self.set_sensor_status(SensorStatus::Stale);
         }
+        self.dli
+            .set_learned_lamp_lux(self.controller.lamp_learner().estimate());
+        let notes = self.dli.tick(now);
+        self.dli_notes(notes);
         let decision = self.decide(now);
         self.apply(decision, drive);
         self.record_history(now, decision);
+        if let Some(saturated) = self.dli_reading.take() {
+            let ambient = if saturated {
+                Some(SATURATED_LUX)
+            } else {
+                decision.ambient_lux
+            };
+            if let Some(lux) = ambient {
+                let notes = self.dli.reading(now, lux, saturated);
+                self.dli_notes(notes);
+            }
+        }
 
         let facts = Facts {
             now: now.at,
@@ -881,12 +981,60 @@ impl Core {
             self.window_open = open;
             self.state_dirty = true;
         }
+        self.publish_dli(now);
+        // Today's running figures, so the 30-day chart includes today.
+        if let Some(day) = history_day(&self.dli.payload(&now)) {
+            self.history.set_day(day);
+        }
+        if now.at.saturating_duration_since(self.dli_saved_at) >= DLI_SAVE_EVERY {
+            self.save_dli();
+        }
     }
 
-    /// The strategy's decision for `now` (the threshold rule with dwell, window and overrides).
+    /// The strategy's decision for `now`: the threshold rule, or with `strategy = "dli"` the DLI plan's demand
+    /// (the band while no DLI decision is possible); dwell, window, sensor failure and overrides apply to both.
     fn decide(&mut self, now: Now) -> Decision {
         let inputs = self.inputs(now);
-        self.controller.decide(&inputs)
+        let demand = match self.settings.control.strategy {
+            Strategy::Dli => self.dli.plan(&now).demand.map(|d| d.for_controller()),
+            Strategy::Threshold => None,
+        };
+        self.controller.decide_with(&inputs, demand)
+    }
+
+    /// What the DLI engine said: log lines, and at a light-day's end the retained `P/report/daily`, its notice
+    /// line, and the state saved.
+    fn dli_notes(&mut self, notes: Vec<Note>) {
+        for note in notes {
+            match note {
+                Note::Log { level, line } => self.log(severity(level), line),
+                Note::DayClosed(report) => {
+                    // The closed day's final figures for the dashboard's daily history.
+                    if let Some(day) = history_day(&report.figures) {
+                        self.history.set_day(day);
+                    }
+                    self.publish(self.topics.report_daily.clone(), report.to_json(), true);
+                    self.log(Severity::Notice, report.log_line.clone());
+                    self.save_dli();
+                }
+            }
+        }
+    }
+
+    /// Retained `P/dli` (not while stopping: the final state is `P/light` and `P/status`).
+    fn publish_dli(&mut self, now: Now) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        let payload = self.dli.payload(&now).to_json();
+        self.publish(self.topics.dli.clone(), payload, true);
+    }
+
+    fn save_dli(&mut self) {
+        self.dli_saved_at = self.now.at;
+        self.out.push(Effect::Persist(Persist::Dli(Box::new(
+            self.dli.state().clone(),
+        ))));
     }
 
     /// Take the decision; ask the relay for it (unless already asked).
@@ -1012,6 +1160,31 @@ impl Core {
     }
 }
 
+/// A light-day's DLI figures as a daily history entry (None if the day is not a `YYYY-MM-DD` date).
+fn history_day(p: &DliPayload) -> Option<history::Day> {
+    let date = chrono::NaiveDate::parse_from_str(&p.day, "%Y-%m-%d").ok()?;
+    Some(history::Day {
+        day: history::Day::day_number(date),
+        sun_mol: p.sun_mol as f32,
+        lamp_mol: p.lamp_mol as f32,
+        target_mol: p.target_mol as f32,
+        lamp_on_s: p.lamp_on_s.max(0.0).round() as u32,
+        lamp_kwh: p.lamp_kwh as f32,
+        cost: p.cost as f32,
+    })
+}
+
+/// The core's severity for a log line of the DLI engine.
+fn severity(level: log::Level) -> Severity {
+    match level {
+        log::Level::Error => Severity::Error,
+        log::Level::Warn => Severity::Warning,
+        log::Level::Info => Severity::Info,
+        log::Level::Debug => Severity::Debug,
+        log::Level::Trace => Severity::Trace,
+    }
+}
+
 /// Whether `relay.on_start` or `relay.on_boot` restores the saved relay state (then every switch is saved).
 pub fn restores(settings: &Settings) -> bool {
     settings.relay.on_start == OnStart::Restore || settings.relay.on_boot == OnStart::Restore
@@ -1033,3 +1206,6 @@ pub fn broker_display(settings: &Settings) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod dli_tests;

@@ -257,7 +257,9 @@ fn a_failed_relay_write_is_no_switch_and_is_retried() {
         !published(&e, "gh/light").contains(&"on"),
         "P/light stays off"
     );
-    assert!(!e.iter().any(|x| matches!(x, Effect::Persist(_))));
+    assert!(!e
+        .iter()
+        .any(|x| matches!(x, Effect::Persist(Persist::Relay { .. }))));
     assert_eq!(
         r.core.next_wakeup(),
         Some(r.t(101.0)),
@@ -596,7 +598,10 @@ fn restore_persists_confirmed_switches_only() {
     let mut r = Rig::new("[relay]\non_start = \"restore\"\n", false);
     r.relay = RelayBehaviour::WriteFails;
     r.command(1.0, "on");
-    assert!(!r.effects.iter().any(|e| matches!(e, Effect::Persist(_))));
+    assert!(!r
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::Persist(Persist::Relay { .. }))));
     r.relay = RelayBehaviour::Follows;
     let e = r.command(2.0, "on");
     assert!(e.contains(&Effect::Persist(Persist::Relay { on: true })));
@@ -669,7 +674,16 @@ fn history_is_fed_and_persisted_at_most_every_ten_minutes_and_at_stop() {
     assert_eq!(h.minutes()[23].lamp_on_s, 0);
     assert_eq!(h.minutes()[23].lux, Some(2000.0));
     assert!(h.minutes().iter().all(|m| m.window_open));
+    // Today's DLI figures are in the daily history (the 30-day chart includes today).
+    assert_eq!(h.days().len(), 1);
+    let today = h.days()[0];
+    assert_eq!(today.date().to_string(), "2024-06-21");
     let v = rig.core.view();
+    assert!(
+        today.sun_mol > 0.0 && (f64::from(today.total_mol()) - v.dli.mol).abs() < 0.05,
+        "{today:?} vs {:?}",
+        v.dli
+    );
     assert_eq!(v.lamp_switches_total, 2);
     assert!(
         (v.lamp_on_seconds_total - 600.0).abs() < 1.5,

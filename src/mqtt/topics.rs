@@ -13,6 +13,11 @@ pub struct Topics {
     pub light_set: String,
     pub light_set_error: String,
     pub mock_set: String,
+    /// Daily light integral: the day so far, the closed day's report, the live target command and its errors.
+    pub dli: String,
+    pub report_daily: String,
+    pub dli_target_set: String,
+    pub dli_target_set_error: String,
 }
 
 impl Topics {
@@ -29,6 +34,10 @@ impl Topics {
             light_set: t("light/set"),
             light_set_error: t("light/set/error"),
             mock_set: t("mock/set"),
+            dli: t("dli"),
+            report_daily: t("report/daily"),
+            dli_target_set: t("dli/target/set"),
+            dli_target_set_error: t("dli/target/set/error"),
         }
     }
 }
