@@ -163,6 +163,10 @@ async fn run_async(
     if settings.sensor.source == SensorSource::Mqtt {
         subscriptions.push(settings.sensor.topic.clone());
     }
+    if settings.homeassistant.discovery {
+        // Home Assistant's birth message: the core re-announces after it.
+        subscriptions.push(settings.homeassistant.status_topic.clone());
+    }
     let (outbox, mut mqtt_events, mqtt_task) = client::spawn(
         settings.mqtt.clone(),
         topics.status.clone(),

@@ -13,7 +13,7 @@
 //! | [`core::control`] | the light rule state machine (pure: time and inputs in, decisions out) |
 //! | [`core::monitor`] | the checks and the alert lifecycle (pure) |
 //! | [`core::dli`] | daily light integral: accounting, strategy "dli", daily report (pure) |
-//! | [`mqtt`] | contract topic names, command parser, paho client task, embedded broker |
+//! | [`mqtt`] | contract topic names, command parser, paho client task, embedded broker, Home Assistant discovery |
 //! | [`app`] | the daemon shell: sensor thread, MQTT task, signals, clock; executes the core's effects |
 //! | [`core::history`] | one-minute and daily aggregates for the dashboard (pure), its journal format |
 //! | [`http`] | the read-only dashboard, `/metrics`, `/api` server (own thread, bounded) |

@@ -50,6 +50,7 @@ use crate::config::{self, OnStart, OnStop, SensorSource, Settings, Strategy};
 use crate::hw::{Measurement, SensorError};
 use crate::logging::Severity;
 use crate::mqtt::command::parse_light_set;
+use crate::mqtt::discovery::{self, Announcer, DiscoverySettings, StatusMessage};
 use crate::mqtt::topics::Topics;
 use control::{Command, Controller, Decision, Inputs, Mode, SensorInput};
 use dli::{Dli, DliPayload, DliState, Note};
@@ -290,6 +291,11 @@ pub struct Core {
     published_health: Option<Vec<&'static str>>,
     state_dirty: bool,
     notified: Option<String>,
+    /// Home Assistant discovery: what to announce, and when to announce it again.
+    discovery: DiscoverySettings,
+    announcer: Announcer,
+    /// Re-announcements scheduled so far (the [`discovery::jitter`] counter).
+    reannouncements: u64,
     /// Daily light integral: accounting, the `dli` strategy, the daily report.
     dli: Dli,
     /// A reading not yet counted in the DLI (`Some(saturated)`), counted after the decision gives its ambient.
@@ -316,6 +322,8 @@ impl Core {
         monitor.set_lamp_expected(lamp_expected(&settings.control));
         let controller = Controller::new(settings.control.clone(), light, now.at);
         let window_open = controller.window_open(now.minute_of_day());
+        let discovery = DiscoverySettings::from_settings(&settings);
+        let announcer = Announcer::new(DiscoverySettings::status_topic(&settings));
         let (dli, dli_notes) = Dli::new(
             settings.dli.clone(),
             settings.control.clone(),
@@ -350,6 +358,9 @@ impl Core {
             published_health: None,
             state_dirty: true,
             notified: None,
+            discovery,
+            announcer,
+            reannouncements: 0,
             dli,
             dli_reading: None,
             dli_saved_at: now.at,
@@ -450,6 +461,7 @@ impl Core {
             self.monitor.next_deadline(),
             stale_at,
             retry,
+            self.announcer.next_wakeup(),
         ]
         .into_iter()
         .flatten()
@@ -549,6 +561,10 @@ impl Core {
     fn announce(&mut self) {
         self.phase = Phase::Running;
         self.publish(self.topics.status.clone(), "online".into(), true);
+        // Retained, so the shell's outbox sends it again after every (re)connect. With `discovery = false` it
+        // removes every entity, and so the device, from Home Assistant.
+        let a = discovery::announcement(&self.discovery);
+        self.publish(a.topic, a.payload, true);
         self.log(
             Severity::Info,
             format!(
@@ -684,6 +700,23 @@ impl Core {
     }
 
     fn on_message(&mut self, now: Now, topic: &str, payload: &[u8], retained: bool) {
+        if self.discovery.enabled && topic == self.announcer.status_topic() {
+            let delay = discovery::jitter(&self.discovery.device_id, self.reannouncements);
+            let status = self
+                .announcer
+                .on_message(now.at, topic, payload, retained, delay);
+            if let StatusMessage::Scheduled(at) = status {
+                self.reannouncements += 1;
+                self.log(
+                    Severity::Info,
+                    format!(
+                        "Home Assistant is online ({topic}): announcing again in {:.1} s",
+                        at.saturating_duration_since(now.at).as_secs_f64()
+                    ),
+                );
+            }
+            return;
+        }
         if topic == self.topics.light_set {
             if retained {
                 self.log(
@@ -797,6 +830,16 @@ impl Core {
         match result {
             Ok(new) => {
                 let live = config::reload::live_changes(&self.settings, &new);
+                // dli.lamp_watts is live: it decides whether Home Assistant gets an energy entity.
+                let discovery = DiscoverySettings {
+                    lamp_watts: new.dli.lamp_watts,
+                    ..self.discovery.clone()
+                };
+                if discovery != self.discovery {
+                    self.discovery = discovery;
+                    let a = discovery::announcement(&self.discovery);
+                    self.publish(a.topic, a.payload, true);
+                }
                 for key in config::restart_required_changes(&self.settings, &new) {
                     self.log(
                         Severity::Warning,
@@ -902,6 +945,9 @@ impl Core {
     /// Run the rule and the monitor, drive the relay (`drive`: not while answering a relay event, so a relay
     /// that does not follow is asked again on the next event, not in a loop), publish what changed.
     fn evaluate(&mut self, now: Now, drive: bool) {
+        if self.announcer.poll(now.at) {
+            self.reannounce(now);
+        }
         let minute = now.local.timestamp().div_euclid(60);
         if self.minute != Some(minute) {
             self.minute = Some(minute);
@@ -971,6 +1017,19 @@ impl Core {
                 self.out.push(Effect::Persist(Persist::History(w)));
             }
         }
+    }
+
+    /// Home Assistant came (back) online: the discovery config again, then every retained state (forgetting what
+    /// was published makes this evaluation publish it all again), so its entities have values at once.
+    fn reannounce(&mut self, now: Now) {
+        let a = discovery::announcement(&self.discovery);
+        self.publish(a.topic, a.payload, true);
+        self.publish(self.topics.status.clone(), "online".into(), true);
+        self.published_light = None;
+        self.published_mode = None;
+        self.published_health = None;
+        self.state_dirty = true;
+        self.publish_dli(now);
     }
 
     /// Once per local minute (the first evaluation in it): the window edge. The place for per-minute work

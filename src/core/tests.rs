@@ -694,3 +694,144 @@ fn history_is_fed_and_persisted_at_most_every_ten_minutes_and_at_stop() {
     let stop = rig.at(1500.5, Event::Stop);
     assert_eq!(history_writes(&stop), 1);
 }
+
+// ----- Home Assistant discovery -----
+
+const HA_CONFIG: &str = "homeassistant/device/greenhoused_t/config";
+
+fn ha_status(r: &mut Rig, s: f64, payload: &str, retained: bool) -> Vec<Effect> {
+    r.at(
+        s,
+        Event::Message {
+            topic: "homeassistant/status".into(),
+            payload: payload.as_bytes().to_vec(),
+            retained,
+        },
+    )
+}
+
+fn topics_published(effects: &[Effect]) -> Vec<&str> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Publish { topic, .. } => Some(topic.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_first_event_announces_to_home_assistant_after_online() {
+    let mut r = Rig::new("", false);
+    let e = r.tick(0.0);
+    let topics = topics_published(&e);
+    assert_eq!(&topics[..2], &["gh/status", HA_CONFIG], "{topics:?}");
+    let config: Value = serde_json::from_str(published(&e, HA_CONFIG)[0]).expect("JSON");
+    assert_eq!(config["availability_topic"], "gh/status");
+    assert_eq!(config["cmps"]["light"]["command_topic"], "gh/light/set");
+    assert!(e
+        .iter()
+        .any(|x| matches!(x, Effect::Publish { topic, retained: true, .. } if topic == HA_CONFIG)));
+}
+
+#[test]
+fn home_assistant_online_reannounces_after_the_jitter_then_republishes_the_states() {
+    let mut r = Rig::new(LONG_STALE, false);
+    r.tick(0.0);
+    r.read(1.0, 300.0);
+    assert!(
+        published(&r.tick(2.0), HA_CONFIG).is_empty(),
+        "announced once"
+    );
+    // Retained `online` (the broker's memory) and `offline` change nothing.
+    ha_status(&mut r, 3.0, "online", true);
+    ha_status(&mut r, 3.0, "offline", false);
+    assert!(r.core.announcer.next_wakeup().is_none());
+
+    let e = ha_status(&mut r, 10.0, "online", false);
+    assert!(topics_published(&e).is_empty(), "nothing at once: {e:?}");
+    assert!(
+        logs(&e)[0].starts_with("Home Assistant is online"),
+        "{:?}",
+        logs(&e)
+    );
+    let delay = discovery::jitter("t", 0);
+    let due = r.t(10.0) + delay;
+    assert_eq!(r.core.next_wakeup().map(|w| w <= due), Some(true));
+    // Another online while pending: the same time.
+    ha_status(&mut r, 10.5, "online", false);
+    assert_eq!(r.core.announcer.next_wakeup(), Some(due));
+
+    let before = 10.0 + delay.as_secs_f64() - 0.01;
+    assert!(
+        published(&r.tick(before), HA_CONFIG).is_empty(),
+        "not before the delay"
+    );
+    let e = r.tick(10.0 + delay.as_secs_f64());
+    let topics = topics_published(&e);
+    assert_eq!(topics[0], HA_CONFIG, "the config first: {topics:?}");
+    for t in [
+        "gh/status",
+        "gh/light",
+        "gh/mode",
+        "gh/health",
+        "gh/state",
+        "gh/dli",
+    ] {
+        assert!(topics.contains(&t), "{t} republished: {topics:?}");
+    }
+    assert!(
+        published(&r.tick(20.0), HA_CONFIG).is_empty(),
+        "once per online"
+    );
+    // The next online draws the next delay.
+    ha_status(&mut r, 30.0, "online", false);
+    assert_eq!(
+        r.core.announcer.next_wakeup(),
+        Some(r.t(30.0) + discovery::jitter("t", 1))
+    );
+}
+
+#[test]
+fn discovery_off_removes_every_component_and_ignores_home_assistant() {
+    let mut r = Rig::new("[homeassistant]\ndiscovery = false\n", false);
+    let e = r.tick(0.0);
+    let config: Value = serde_json::from_str(published(&e, HA_CONFIG)[0]).expect("JSON");
+    assert_eq!(config["cmps"]["light"], serde_json::json!({"p": "switch"}));
+    ha_status(&mut r, 1.0, "online", false);
+    assert!(r.core.announcer.next_wakeup().is_none());
+    assert!(published(&r.tick(10.0), HA_CONFIG).is_empty());
+}
+
+#[test]
+fn without_lamp_watts_the_energy_entity_is_retired() {
+    let mut r = Rig::new("", false);
+    let e = r.tick(0.0);
+    let config: Value = serde_json::from_str(published(&e, HA_CONFIG)[0]).expect("JSON");
+    assert_eq!(
+        config["cmps"]["lamp_energy"],
+        serde_json::json!({"p": "sensor"})
+    );
+    let mut r = Rig::new("[dli]\nlamp_watts = 200\n", false);
+    let e = r.tick(0.0);
+    let config: Value = serde_json::from_str(published(&e, HA_CONFIG)[0]).expect("JSON");
+    assert_eq!(config["cmps"]["lamp_energy"]["device_class"], "energy");
+}
+
+#[test]
+fn a_reload_changing_lamp_watts_announces_the_energy_entity() {
+    let mut r = Rig::new("", false);
+    r.tick(0.0);
+    let e = r.at(
+        1.0,
+        Event::Reload(Ok(Box::new(settings("[dli]\nlamp_watts = 90\n")))),
+    );
+    let config: Value = serde_json::from_str(published(&e, HA_CONFIG)[0]).expect("JSON");
+    assert_eq!(config["cmps"]["lamp_energy"]["unit_of_measurement"], "kWh");
+    // The same file again: nothing to announce.
+    let e = r.at(
+        2.0,
+        Event::Reload(Ok(Box::new(settings("[dli]\nlamp_watts = 90\n")))),
+    );
+    assert!(published(&e, HA_CONFIG).is_empty());
+}
