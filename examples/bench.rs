@@ -43,7 +43,9 @@ struct Opts {
     only: Vec<String>,
 }
 
-const PHASES: [&str; 6] = ["binary", "echo", "embedded", "reaction", "start", "idle"];
+const PHASES: [&str; 7] = [
+    "binary", "spaced", "echo", "embedded", "reaction", "start", "idle",
+];
 
 impl Opts {
     /// Time limit of one latency loop: rows that hit Nagle's 40 ms stalls stop here instead of taking minutes.
@@ -731,6 +733,312 @@ async fn daemon_echo(
     Ok(lat)
 }
 
+/// Commands in an open loop, `spacing` apart, from a publish-only client; a separate subscribe-only client times
+/// each answer (both paho, so both sockets have TCP_NODELAY). `relay`: the C relay floor (`mosquitto_sub -t in |
+/// mosquitto_pub -l -t out`, answers carry the sequence number) instead of the daemon (answers are its `P/light`
+/// changes; commands alternate off/on starting from the light's level, so the i-th change answers the i-th
+/// command). Readings keep flowing meanwhile (the daemon's sensor every `interval_s`, two QoS 1 publishes each).
+async fn spaced(
+    port: u16,
+    target: &Spaced,
+    spacing: Duration,
+    n: usize,
+    qos: i32,
+) -> Result<Lat, BoxError> {
+    let (sender, _srx) = client(port, "sender").await?;
+    let (receiver, rrx) = client(port, "receiver").await?;
+    let (cmd_topic, answer_topic) = match target {
+        Spaced::Relay { input, output, .. } => (input.clone(), output.clone()),
+        Spaced::Daemon { prefix } => (format!("{prefix}/light/set"), format!("{prefix}/light")),
+    };
+    subscribe(&receiver, &answer_topic, qos).await?;
+    // Where the daemon's light is now (retained P/light), and manual mode at that level.
+    let mut on = false;
+    if let Spaced::Daemon { .. } = target {
+        let (m, _) = wait_msg(&rrx, Duration::from_secs(10), |m| m.topic() == answer_topic)
+            .await
+            .ok_or("no retained P/light from the daemon within 10 s")?;
+        on = m.payload() == b"on";
+        publish(&sender, &cmd_topic, if on { "on" } else { "off" }, qos);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while rrx.try_recv().is_ok() {}
+    } else {
+        // The relay is up once an answer comes back.
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            publish(&sender, &cmd_topic, "ping", qos);
+            if wait_msg(&rrx, Duration::from_millis(200), |m| m.payload() == b"ping")
+                .await
+                .is_some()
+            {
+                break;
+            }
+            if Instant::now() >= end {
+                return Err("the C relay did not answer within 10 s".into());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while rrx.try_recv().is_ok() {}
+    }
+    let sent: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
+    let received: Arc<std::sync::Mutex<Answers>> = Arc::default();
+    let total = n + n / 10;
+    let collector = {
+        let received = received.clone();
+        let rrx = rrx.clone();
+        let answer_topic = answer_topic.clone();
+        tokio::spawn(async move {
+            let end = tokio::time::Instant::now() + Duration::from_secs(120);
+            loop {
+                match tokio::time::timeout_at(end, rrx.recv()).await {
+                    Ok(Ok(Some(m))) if m.topic() == answer_topic => {
+                        let mut r = received.lock().unwrap_or_else(|e| e.into_inner());
+                        r.push((m.payload().to_vec(), Instant::now()));
+                        if r.len() >= total {
+                            break;
+                        }
+                    }
+                    Ok(Ok(_)) => {}
+                    _ => break,
+                }
+            }
+        })
+    };
+    let t0 = tokio::time::Instant::now() + Duration::from_millis(10);
+    let first_on = !on;
+    for i in 0..total {
+        tokio::time::sleep_until(t0 + spacing * i as u32).await;
+        let payload = match target {
+            Spaced::Relay { .. } => i.to_string(),
+            Spaced::Daemon { .. } => {
+                on = !on;
+                (if on { "on" } else { "off" }).to_string()
+            }
+        };
+        sent.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Instant::now());
+        publish(&sender, &cmd_topic, payload.into_bytes(), qos);
+    }
+    let _ = tokio::time::timeout(MSG_TIMEOUT, collector).await;
+    let sent = sent.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let received = received.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut lat = Lat::default();
+    match target {
+        Spaced::Relay { .. } => {
+            let mut at = vec![None; total];
+            for (payload, t) in &received {
+                if let Some(i) = std::str::from_utf8(payload)
+                    .ok()
+                    .and_then(|p| p.trim().parse::<usize>().ok())
+                {
+                    if i < total && at[i].is_none() {
+                        at[i] = Some(*t);
+                    }
+                }
+            }
+            for (i, t) in at.iter().enumerate() {
+                match t {
+                    Some(t) if i >= n / 10 => {
+                        lat.samples.push(t.saturating_duration_since(sent[i]))
+                    }
+                    Some(_) => {}
+                    None => lat.timeouts += 1,
+                }
+            }
+        }
+        Spaced::Daemon { .. } => {
+            // Commands alternate, so an answer `X` at `t` answers the latest command asking for `X` sent before
+            // `t` and after the previously answered one (the outbox keeps only the newest value of a retained
+            // topic, so a burst may be answered once). Commands never answered count as lost.
+            let wanted = |i: usize| -> &[u8] {
+                if (i % 2 == 0) == first_on {
+                    b"on"
+                } else {
+                    b"off"
+                }
+            };
+            let mut next = 0usize;
+            let mut answered = 0usize;
+            for (payload, t) in &received {
+                let hit = (next..total)
+                    .take_while(|&i| sent[i] <= *t)
+                    .filter(|&i| wanted(i) == payload.as_slice())
+                    .last();
+                if let Some(i) = hit {
+                    if i >= n / 10 {
+                        lat.samples.push(t.saturating_duration_since(sent[i]));
+                    }
+                    answered += 1;
+                    next = i + 1;
+                }
+            }
+            lat.timeouts = total.saturating_sub(answered);
+        }
+    }
+    let _ = sender.disconnect(None).await;
+    let _ = receiver.disconnect(None).await;
+    Ok(lat)
+}
+
+/// Answers as received: payload and arrival time.
+type Answers = Vec<(Vec<u8>, Instant)>;
+
+/// What [`spaced`] commands.
+enum Spaced {
+    /// The C relay: `mosquitto_sub -t input | mosquitto_pub -l -t output` (its process, killed on drop).
+    Relay {
+        input: String,
+        output: String,
+        _child: KillOnDrop,
+    },
+    Daemon {
+        prefix: String,
+    },
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // The shell's process group: the pipeline's two clients.
+        let _ = Command::new("kill")
+            .arg("--")
+            .arg(format!("-{}", self.0.id()))
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start the C relay on the broker at `port` (QoS `qos` both ways).
+fn c_relay(port: u16, qos: i32) -> Result<Spaced, BoxError> {
+    use std::os::unix::process::CommandExt;
+    let tag = format!("bench/relay/{:08x}", rand::thread_rng().gen::<u32>());
+    let (input, output) = (format!("{tag}/in"), format!("{tag}/out"));
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mosquitto_sub -h 127.0.0.1 -p {port} -q {qos} -t '{input}' | \
+             mosquitto_pub -h 127.0.0.1 -p {port} -q {qos} -l -t '{output}'"
+        ))
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run the mosquitto_sub | mosquitto_pub relay ({e}): install mosquitto-clients"))?;
+    Ok(Spaced::Relay {
+        input,
+        output,
+        _child: KillOnDrop(child),
+    })
+}
+
+/// Phase "spaced" (issue 11): per broker, the C relay floor and the daemon at 5, 20 and 60 ms between commands.
+async fn spaced_phase(opts: &Opts, out: &mut Summary) -> Result<(), BoxError> {
+    let spacings = [5u64, 20, 60];
+    let n_for = |ms: u64| -> usize {
+        let base = if opts.quick { 60 } else { 400 };
+        if ms >= 60 {
+            base / 2
+        } else {
+            base
+        }
+    };
+    out.say("  | broker, QoS 1 | spacing | C relay p50 / p99 | daemon p50 / p90 / p99 / max | p50 ratio | lost |");
+    out.say("  |---|---|---|---|---|---|");
+    for broker in [
+        "mosquitto (set_tcp_nodelay false, default)",
+        "embedded rumqttd",
+    ] {
+        let embedded = broker.starts_with("embedded");
+        let (m, port) = if embedded {
+            (None, free_port()?)
+        } else {
+            let m = Mosquitto::start(false)?;
+            let port = m.port;
+            (Some(m), port)
+        };
+        let prefix = unique_prefix("spaced");
+        let bk = if embedded {
+            Broker::Embedded(port)
+        } else {
+            Broker::Mosquitto(port)
+        };
+        let mut d = Daemon::start(
+            &opts.daemon,
+            &daemon_config(
+                &bk,
+                &prefix,
+                1,
+                "[sensor]\ninterval_s = 1.0\n\n[mock]\nambient = \"300\"\n",
+            ),
+        )?;
+        if embedded {
+            let (probe, _) = client_retry(port, "probe", Duration::from_secs(10)).await?;
+            let _ = probe.disconnect(None).await;
+        }
+        for ms in spacings {
+            let n = n_for(ms);
+            let spacing = Duration::from_millis(ms);
+            let relay = c_relay(port, 1)?;
+            let floor = spaced(port, &relay, spacing, n, 1).await?;
+            drop(relay);
+            let daemon = spaced(
+                port,
+                &Spaced::Daemon {
+                    prefix: prefix.clone(),
+                },
+                spacing,
+                n,
+                1,
+            )
+            .await?;
+            let ratio = daemon.p50().as_secs_f64() / floor.p50().as_secs_f64().max(1e-9);
+            out.say(format!(
+                "  | {broker} | {ms} ms | {} / {} | {} / {} / {} / {} | {ratio:.2}× | {} + {} |",
+                ms_(floor.p50()),
+                ms_(floor.p99()),
+                ms_(daemon.p50()),
+                ms_(daemon.pct(90.0)),
+                ms_(daemon.p99()),
+                ms_(daemon.max()),
+                floor.timeouts,
+                daemon.timeouts,
+            ));
+            let label = format!("{broker}, {ms} ms spacing");
+            out.target(
+                format!("spaced echo p50 ≤ 2× C relay [{label}]"),
+                format!("{ratio:.2}×"),
+                ratio <= TARGET_ECHO_RATIO,
+            );
+            out.target(
+                format!("spaced echo p99 ≤ 2 ms      [{label}]"),
+                ms_(daemon.p99()),
+                daemon.p99() <= TARGET_ECHO_P99,
+            );
+        }
+        if embedded {
+            out.say(format!(
+                "    RSS of the embedded-broker daemon after the run: {}",
+                mem(d.pid()).line()
+            ));
+        }
+        if !d.running() {
+            return Err(format!("the daemon exited during the spaced run:\n{}", d.log()).into());
+        }
+        drop(d);
+        drop(m);
+    }
+    Ok(())
+}
+
+fn ms_(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Phases
 
@@ -1313,6 +1621,14 @@ async fn run() -> Result<(), BoxError> {
             format!("{size} bytes"),
             true,
         );
+    }
+
+    if opts.runs("spaced") {
+        out.say(format!(
+            "\n== 2a. open-loop commands at 5/20/60 ms spacing, separate sender and receiver, C relay floor  [t={:.0} s]",
+            began.elapsed().as_secs_f64()
+        ));
+        spaced_phase(&opts, &mut out).await?;
     }
 
     let mut rows = Vec::new();

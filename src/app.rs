@@ -20,16 +20,15 @@ use log::{debug, info, warn};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, OnStart, SensorSource, Settings};
+use crate::config::{self, SensorSource, Settings};
 use crate::core::text::{printable, LogBudget};
 use crate::core::{Core, Effect, Event, Now, Persist, Start};
 use crate::hw::mock::{Clock, World};
 use crate::hw::{LuxSensor, Measurement, Relay, SensorError};
-use crate::logging::Severity;
 use crate::mqtt::client;
 use crate::mqtt::outbox::Outbox;
 use crate::mqtt::topics::Topics;
-use crate::{persist, systemd};
+use crate::{logging, persist, systemd};
 
 /// How long a stop may wait for the final messages to reach the broker (the stop must finish within 2 s).
 const MQTT_SHUTDOWN_LIMIT: Duration = Duration::from_millis(1500);
@@ -65,29 +64,7 @@ pub enum AppError {
     Signals(std::io::Error),
 }
 
-/// The relay level to open the line with, per `relay.on_start` (restore reads the persisted state).
-pub fn initial_relay_state(settings: &Settings, state_file: &std::path::Path) -> bool {
-    match settings.relay.on_start {
-        OnStart::Off => false,
-        OnStart::On => true,
-        OnStart::Restore => match persist::load(state_file) {
-            Ok(Some(on)) => on,
-            Ok(None) => {
-                info!(
-                    "relay.on_start = restore: no saved state in {} yet, starting off",
-                    state_file.display()
-                );
-                false
-            }
-            Err(e) => {
-                warn!("relay.on_start = restore: cannot read the saved state ({e}); starting off");
-                false
-            }
-        },
-    }
-}
-
-/// Where `relay.on_start = "restore"` keeps its state.
+/// Where the relay state (with the boot id) is kept: see [`persist`].
 pub fn state_file() -> PathBuf {
     persist::state_file(std::env::var("STATE_DIRECTORY").ok().as_deref())
 }
@@ -149,12 +126,19 @@ async fn run_async(
     let cancel = CancellationToken::new();
     let topics = Topics::new(&settings.mqtt.topic_prefix);
 
-    let _broker = match settings.mqtt.url {
-        config::BrokerUrl::Embedded => Some(crate::mqtt::broker::start_embedded(
+    // `url = "embedded"`: host rumqttd, or use the MQTT broker already answering on embedded_listen (kept alive
+    // for the whole run: rumqttd has no stop).
+    let local = match settings.mqtt.url {
+        config::BrokerUrl::Embedded => Some(crate::mqtt::broker::local_broker(
             settings.mqtt.embedded_listen,
+            &settings.mqtt.client_id,
         )?),
         config::BrokerUrl::Remote(_) => None,
     };
+    if let Some(crate::mqtt::broker::LocalBroker::Hosted(hosted)) = &local {
+        // Our clients connect at once: let rumqttd's listener come up first (milliseconds).
+        hosted.wait_ready(Duration::from_secs(5))?;
+    }
 
     let mut subscriptions = vec![topics.light_set.clone(), topics.dli_target_set.clone()];
     if hw.mock.is_some() {
@@ -173,7 +157,15 @@ async fn run_async(
         subscriptions,
         cancel.child_token(),
     )?;
-    let broker_name = client::display_url(&settings.mqtt);
+    let broker_name = match &local {
+        Some(crate::mqtt::broker::LocalBroker::Existing(addr)) => {
+            format!(
+                "mqtt://{} (local broker)",
+                crate::mqtt::broker::connect_addr(*addr)
+            )
+        }
+        _ => client::display_url(&settings.mqtt),
+    };
 
     let signals = signal_hook_tokio::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -304,7 +296,7 @@ struct Shell {
     relay: Box<dyn Relay>,
     clock: Arc<dyn Clock>,
     outbox: Outbox,
-    /// Where to persist the relay state (`relay.on_start = "restore"` only).
+    /// Where to persist the relay state (`relay.on_start` or `relay.on_boot` = `"restore"` only).
     state_file: Option<PathBuf>,
     /// Where the DLI day state is saved.
     dli_file: PathBuf,
@@ -357,7 +349,15 @@ impl Shell {
                 }
                 Effect::Persist(Persist::Dli(state)) => self.persist_dli(&state),
                 Effect::Notify(line) => notify(systemd::status(&line)),
-                Effect::Log { level, line, .. } => log_line(level, &line),
+                Effect::Log {
+                    level,
+                    line,
+                    fields,
+                } => {
+                    let fields: Vec<(&str, &str)> =
+                        fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    logging::log_severity(level, &line, &fields, file!(), line!());
+                }
             }
         }
         let local = self.now().local.naive_local();
@@ -379,7 +379,7 @@ impl Shell {
         if let Some(path) = &self.state_file {
             if let Err(e) = persist::save(path, on) {
                 warn!(
-                    "cannot save the relay state to {} for relay.on_start = restore: {e}",
+                    "cannot save the relay state to {} for relay.on_start/on_boot = restore: {e}",
                     path.display()
                 );
             }
@@ -408,19 +408,6 @@ impl Shell {
                 }
             }
         }
-    }
-}
-
-/// Log a core line at its severity (notices through the notice target).
-fn log_line(level: Severity, line: &str) {
-    const TARGET: &str = "greenhoused::core";
-    match level {
-        Severity::Error => log::error!(target: TARGET, "{line}"),
-        Severity::Warning => log::warn!(target: TARGET, "{line}"),
-        Severity::Notice => crate::notice!("{line}"),
-        Severity::Info => log::info!(target: TARGET, "{line}"),
-        Severity::Debug => log::debug!(target: TARGET, "{line}"),
-        Severity::Trace => log::trace!(target: TARGET, "{line}"),
     }
 }
 

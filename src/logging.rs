@@ -1,4 +1,4 @@
-//! The `log` backend: journald priority prefixes, human stderr lines, or syslog.
+//! The `log` backend: the native journal protocol, journald priority prefixes, human stderr lines, or syslog.
 //!
 //! Call [`init`] once at start. Log at notice level (between info and warning; the `log` crate has no such level)
 //! with [`crate::notice!`], e.g. when an alert clears.
@@ -6,9 +6,13 @@
 //! | target | output |
 //! |---|---|
 //! | `auto` | `journald` when stderr is the journal stream (`JOURNAL_STREAM` names stderr's device:inode), else `stderr` |
-//! | `journald` | stderr lines prefixed `<N>` (sd-daemon priority), no timestamps |
+//! | `journald` | the journal's native protocol (`/run/systemd/journal/socket`, crate `systemd-journal-logger`) with `PRIORITY`, `MESSAGE`, `CODE_FILE`, `CODE_LINE`, `CODE_MODULE`, `SYSLOG_IDENTIFIER=greenhoused` and the record's key/value fields (`ALERT=`, `REASON=`); stderr lines prefixed `<N>` (sd-daemon priority) when that socket is missing |
 //! | `stderr` | `2024-05-01 12:00:00.123 WARN  message` in local time |
 //! | `syslog` | `/dev/log`, facility daemon, ident `greenhoused`; stderr with one warning when the socket is missing |
+//!
+//! Structured fields: log with `log`'s key/value syntax (`log::warn!(ALERT = "sensor_error"; "…")`) or
+//! [`log_with_fields`]; only the native journal keeps them (`journalctl ALERT=sensor_error`), the text outputs
+//! show the message alone.
 //!
 //! Levels: info by default, `-v` debug, `-vv` trace, `-q` warnings and errors only. Other crates log at most at
 //! info unless `-vv` is given.
@@ -231,6 +235,9 @@ pub struct Options {
     pub stderr_is_journal: bool,
     /// Syslog socket path ([`SYSLOG_SOCKET`] in production).
     pub syslog_socket: PathBuf,
+    /// Use the native journal protocol when the journal is the target (`false`: `<N>`-prefixed stderr lines
+    /// straight away, for tests that must not depend on the machine's journal).
+    pub native_journal: bool,
 }
 
 impl Options {
@@ -241,6 +248,7 @@ impl Options {
             levels: Levels::from_flags(verbose, quiet),
             stderr_is_journal: stderr_is_journal(),
             syslog_socket: PathBuf::from(SYSLOG_SOCKET),
+            native_journal: true,
         }
     }
 
@@ -264,6 +272,8 @@ type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
 
 enum Sink {
     Stream(Style),
+    /// The native journal protocol; `<N>`-prefixed stderr lines when a record cannot be sent.
+    Journal(systemd_journal_logger::JournalLog),
     Syslog {
         logger: Syslog,
         path: PathBuf,
@@ -309,12 +319,34 @@ impl Logger {
     }
 
     fn emit(&self, severity: Severity, message: &str) {
+        self.emit_record(severity, message, None);
+    }
+
+    /// Write one record; `record` (with its fields, file and line) is used by the journal sink.
+    fn emit_record(&self, severity: Severity, message: &str, record: Option<&Record<'_>>) {
         let Ok(mut guard) = self.inner.lock() else {
             return;
         };
         let (sink, stderr) = &mut *guard;
         let style = match sink {
             Sink::Stream(style) => *style,
+            Sink::Journal(journal) => {
+                let sent = match record {
+                    Some(record) => journal_send(journal, severity, record),
+                    None => journal_send(
+                        journal,
+                        severity,
+                        &Record::builder()
+                            .target(env!("CARGO_CRATE_NAME"))
+                            .args(format_args!("{message}"))
+                            .build(),
+                    ),
+                };
+                if sent.is_ok() {
+                    return;
+                }
+                Style::Journal
+            }
             Sink::Syslog {
                 logger,
                 path,
@@ -349,7 +381,7 @@ impl Log for Logger {
         }
         let severity = Severity::of(record.level(), record.target());
         let message = record.args().to_string();
-        self.emit(severity, &message);
+        self.emit_record(severity, &message, Some(record));
     }
 
     fn flush(&self) {
@@ -363,8 +395,9 @@ impl Log for Logger {
 /// cannot be reached, the logger writes to `stderr` instead and has already written one warning line saying so.
 pub fn build(options: &Options, stderr: Box<dyn Write + Send>) -> Logger {
     let sink = match options.target {
+        LogTarget::Auto if options.stderr_is_journal => return build_journal(options, stderr),
         LogTarget::Auto => Sink::Stream(options.stderr_style()),
-        LogTarget::Journald => Sink::Stream(Style::Journal),
+        LogTarget::Journald => return build_journal(options, stderr),
         LogTarget::Stderr => Sink::Stream(Style::Human),
         LogTarget::Syslog => {
             match syslog::unix_custom(syslog_formatter(), &options.syslog_socket) {
@@ -391,6 +424,132 @@ pub fn build(options: &Options, stderr: Box<dyn Write + Send>) -> Logger {
         levels: options.levels,
         inner: Mutex::new((sink, stderr)),
     }
+}
+
+/// The native journal logger, or `<N>`-prefixed stderr lines (and one warning saying why) when the journal socket
+/// cannot be reached (no systemd, a container without the socket mounted).
+fn build_journal(options: &Options, stderr: Box<dyn Write + Send>) -> Logger {
+    if !options.native_journal {
+        return Logger {
+            levels: options.levels,
+            inner: Mutex::new((Sink::Stream(Style::Journal), stderr)),
+        };
+    }
+    match systemd_journal_logger::JournalLog::empty() {
+        Ok(journal) => Logger {
+            levels: options.levels,
+            inner: Mutex::new((
+                Sink::Journal(journal.with_syslog_identifier(SYSLOG_IDENT.to_owned())),
+                stderr,
+            )),
+        },
+        Err(e) => {
+            let logger = Logger {
+                levels: options.levels,
+                inner: Mutex::new((Sink::Stream(Style::Journal), stderr)),
+            };
+            logger.emit(
+                Severity::Warning,
+                &format!(
+                    "journal socket {JOURNAL_SOCKET} unavailable ({e}); logging to stderr with priority prefixes"
+                ),
+            );
+            logger
+        }
+    }
+}
+
+/// The socket of the native journal protocol (fixed in `systemd-journal-logger`).
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// The `log` level `systemd-journal-logger` turns into the journal `PRIORITY` of `severity`: it maps
+/// error 3, warn 4, info 5, debug 6, trace 7, one step off ours below warning (notice 5, info 6, debug 7).
+fn journal_level(severity: Severity) -> Level {
+    match severity {
+        Severity::Error => Level::Error,
+        Severity::Warning => Level::Warn,
+        Severity::Notice => Level::Info,
+        Severity::Info => Level::Debug,
+        Severity::Debug | Severity::Trace => Level::Trace,
+    }
+}
+
+/// Send `record` at `severity`'s priority, with its fields, file, line and module.
+fn journal_send(
+    journal: &systemd_journal_logger::JournalLog,
+    severity: Severity,
+    record: &Record<'_>,
+) -> io::Result<()> {
+    journal.journal_send(
+        &Record::builder()
+            .level(journal_level(severity))
+            .target(record.target())
+            .args(*record.args())
+            .file(record.file())
+            .line(record.line())
+            .module_path(record.module_path())
+            .key_values(record.key_values())
+            .build(),
+    )
+}
+
+/// Log `line` at `severity` with structured `fields` (the core's `Effect::Log`); `file`/`line_no` as in
+/// [`log_with_fields`].
+pub fn log_severity(
+    severity: Severity,
+    line: &str,
+    fields: &[(&str, &str)],
+    file: &'static str,
+    line_no: u32,
+) {
+    let level = match severity {
+        Severity::Error => Level::Error,
+        Severity::Warning => Level::Warn,
+        Severity::Notice | Severity::Info => Level::Info,
+        Severity::Debug => Level::Debug,
+        Severity::Trace => Level::Trace,
+    };
+    log_with_fields(
+        level,
+        severity == Severity::Notice,
+        line,
+        fields,
+        file,
+        line_no,
+    );
+}
+
+/// Log `line` at `level` (`notice`: at notice severity, see [`crate::notice!`]) with structured `fields`
+/// (e.g. `[("ALERT", "sensor_error")]`): the shell's way to log the core's `Effect::Log`. `file`/`line_no` are
+/// the code location the journal's `CODE_FILE`/`CODE_LINE` name.
+pub fn log_with_fields(
+    level: Level,
+    notice: bool,
+    line: &str,
+    fields: &[(&str, &str)],
+    file: &'static str,
+    line_no: u32,
+) {
+    let target = if notice && level == Level::Info {
+        NOTICE_TARGET
+    } else {
+        env!("CARGO_CRATE_NAME")
+    };
+    let metadata = Metadata::builder().level(level).target(target).build();
+    let logger = log::logger();
+    if !logger.enabled(&metadata) {
+        return;
+    }
+    logger.log(
+        &Record::builder()
+            .metadata(metadata)
+            .args(format_args!("{line}"))
+            .file_static(Some(file))
+            .line(Some(line_no))
+            .module_path_static(Some(module_path!()))
+            .key_values(&fields)
+            .build(),
+    );
 }
 
 fn syslog_unavailable(path: &Path, error: &syslog::Error) -> String {
@@ -565,6 +724,7 @@ mod tests {
             levels: Levels::from_flags(0, false),
             stderr_is_journal: true,
             syslog_socket: PathBuf::from("/nonexistent"),
+            native_journal: false,
         };
         let logger = build(&options, Box::new(buf.clone()));
         log(&logger, Level::Warn, "greenhoused::app", "w");
@@ -582,6 +742,7 @@ mod tests {
             levels: Levels::from_flags(0, true),
             stderr_is_journal: false,
             syslog_socket: PathBuf::from("/nonexistent"),
+            native_journal: false,
         };
         let logger = build(&options, Box::new(buf.clone()));
         log(&logger, Level::Info, NOTICE_TARGET, "n");

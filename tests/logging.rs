@@ -1,5 +1,10 @@
 //! The logging backend end to end: the real `init` in a child process (journal detection through
-//! `JOURNAL_STREAM`), syslog to a fake `/dev/log`, and the stderr fallback when the socket is missing.
+//! `JOURNAL_STREAM`), the native journal protocol to a fake journal socket, syslog to a fake `/dev/log`, and the
+//! stderr fallbacks when a socket is missing.
+//!
+//! The journal socket's path is fixed (`/run/systemd/journal/socket`), so the child runs in its own mount
+//! namespace (`unshare --mount`, needs root) with a fresh tmpfs on `/run`: empty (no journal), or with the
+//! test's own datagram socket bound there.
 
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
@@ -37,23 +42,70 @@ fn child_entry() {
     };
     logging::init(target, 0, false).unwrap();
     // Records as the daemon's own modules log them (other crates' records are filtered to warnings).
-    log::error!(target: "greenhoused::test", "an error");
+    log::error!(target: "greenhoused::test", ALERT = "sensor_error"; "an error");
     log::warn!(target: "greenhoused::test", "a warning");
     greenhoused::notice!("a notice");
     log::info!(target: "greenhoused::test", "an info");
     log::debug!(target: "greenhoused::test", "a debug line");
     log::info!(target: "rumqttd::router", "broker chatter that must not show");
     log::info!(target: "some_dependency", "dependency info that must not show");
+    logging::log_with_fields(
+        Level::Info,
+        false,
+        "light on (reason below_threshold)",
+        &[("REASON", "below_threshold")],
+        file!(),
+        line!(),
+    );
+}
+
+/// Whether this process may make mount namespaces (root with `unshare`): the journal tests need one.
+fn can_unshare() -> bool {
+    Command::new("unshare")
+        .args(["--mount", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Runs [`child_entry`] with stderr going to a file; `journal_stream` maps that file's identity to the value of
-/// `JOURNAL_STREAM` (None: unset). Returns what the child wrote on stderr.
+/// `JOURNAL_STREAM` (None: unset). Returns what the child wrote on stderr. When mount namespaces are available the
+/// child sees a `/run` without a journal socket (deterministic on a machine that runs systemd too).
 fn run_child(target: &str, journal_stream: impl Fn(u64, u64) -> Option<String>) -> String {
+    run_child_with_journal(target, journal_stream, None)
+}
+
+/// [`run_child`], with `journal_dir` (holding a socket named `socket`) mounted on `/run/systemd/journal`.
+fn run_child_with_journal(
+    target: &str,
+    journal_stream: impl Fn(u64, u64) -> Option<String>,
+    journal_dir: Option<&Path>,
+) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("stderr");
     let file = std::fs::File::create(&path).unwrap();
     let meta = file.metadata().unwrap();
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = if can_unshare() {
+        let mut c = Command::new("unshare");
+        c.args([
+            "--mount",
+            "sh",
+            "-c",
+            "set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/systemd/journal; \
+             if [ -n \"$1\" ]; then mount --bind \"$1\" /run/systemd/journal; fi; shift; exec \"$@\"",
+            "sh",
+        ])
+        .arg(journal_dir.map(|d| d.as_os_str()).unwrap_or_default())
+        .arg(&exe);
+        c
+    } else {
+        assert!(
+            journal_dir.is_none(),
+            "a fake journal needs a mount namespace"
+        );
+        Command::new(&exe)
+    };
     cmd.args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, target)
         .env_remove("JOURNAL_STREAM")
@@ -70,8 +122,117 @@ fn run_child(target: &str, journal_stream: impl Fn(u64, u64) -> Option<String>) 
 #[test]
 fn auto_under_journal_writes_priority_prefixes_without_timestamps() {
     let _serial = serial();
+    if !can_unshare() {
+        eprintln!("skipped: needs `unshare --mount` (root) to hide the machine's journal socket");
+        return;
+    }
+    // No journal socket in the child's /run: one warning, then the sd-daemon prefixes.
     let out = run_child("auto", |dev, ino| Some(format!("{dev}:{ino}")));
-    assert_eq!(out, "<3>an error\n<4>a warning\n<5>a notice\n<6>an info\n");
+    let (first, rest) = out.split_once('\n').unwrap_or_default();
+    assert!(
+        first.starts_with("<4>journal socket /run/systemd/journal/socket unavailable"),
+        "{out}"
+    );
+    assert_eq!(
+        rest,
+        "<3>an error\n<4>a warning\n<5>a notice\n<6>an info\n<6>light on (reason below_threshold)\n"
+    );
+}
+
+/// One journal datagram (native protocol) as field → values; length-encoded values (with newlines) included.
+fn parse_journal(mut data: &[u8]) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    while !data.is_empty() {
+        let nl = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+        let line = &data[..nl];
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            fields.push((
+                String::from_utf8_lossy(&line[..eq]).into_owned(),
+                String::from_utf8_lossy(&line[eq + 1..]).into_owned(),
+            ));
+            data = &data[(nl + 1).min(data.len())..];
+        } else {
+            // NAME\n, 64-bit little-endian length, value, \n
+            let name = String::from_utf8_lossy(line).into_owned();
+            let rest = &data[nl + 1..];
+            let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+            fields.push((
+                name,
+                String::from_utf8_lossy(&rest[8..8 + len]).into_owned(),
+            ));
+            data = &rest[(8 + len + 1).min(rest.len())..];
+        }
+    }
+    fields
+}
+
+#[test]
+fn journald_sends_native_records_with_priority_fields_and_code_location() {
+    let _serial = serial();
+    if !can_unshare() {
+        eprintln!("skipped: needs `unshare --mount` (root) to put a fake journal socket in place");
+        return;
+    }
+    let journal = tempfile::tempdir().unwrap();
+    let sock = UnixDatagram::bind(journal.path().join("socket")).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let stderr = run_child_with_journal("journald", |_, _| None, Some(journal.path()));
+    assert_eq!(stderr, "", "nothing on stderr while the journal works");
+
+    let mut records = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    sock.set_nonblocking(true).unwrap();
+    while let Ok(n) = sock.recv(&mut buf) {
+        if n > 0 {
+            records.push(parse_journal(&buf[..n]));
+        }
+    }
+    let get = |r: &Vec<(String, String)>, k: &str| {
+        r.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone())
+    };
+    let messages: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                get(r, "PRIORITY").unwrap_or_default(),
+                get(r, "MESSAGE").unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            ("3", "an error"),
+            ("4", "a warning"),
+            ("5", "a notice"),
+            ("6", "an info"),
+            ("6", "light on (reason below_threshold)"),
+        ]
+        .map(|(p, m)| (p.to_string(), m.to_string())),
+        "{records:?}"
+    );
+    for r in &records {
+        assert_eq!(
+            get(r, "SYSLOG_IDENTIFIER").as_deref(),
+            Some("greenhoused"),
+            "{r:?}"
+        );
+        assert_eq!(
+            get(r, "CODE_FILE").as_deref(),
+            Some("tests/logging.rs"),
+            "{r:?}"
+        );
+        assert!(
+            get(r, "CODE_LINE").is_some_and(|l| l.parse::<u32>().is_ok()),
+            "{r:?}"
+        );
+    }
+    assert_eq!(get(&records[0], "ALERT").as_deref(), Some("sensor_error"));
+    assert_eq!(
+        get(&records[4], "REASON").as_deref(),
+        Some("below_threshold")
+    );
+    assert_eq!(get(&records[1], "ALERT"), None);
 }
 
 #[test]
@@ -91,8 +252,12 @@ fn auto_without_journal_writes_human_lines() {
 #[test]
 fn forced_targets_ignore_detection() {
     let _serial = serial();
-    assert_eq!(run_child("journald", |_, _| None).lines().count(), 4);
-    assert!(run_child("journald", |_, _| None).starts_with("<3>an error\n"));
+    if can_unshare() {
+        // No journal socket: the warning, then the five records with priority prefixes.
+        let out = run_child("journald", |_, _| None);
+        assert_eq!(out.lines().count(), 6, "{out}");
+        assert!(out.lines().nth(1) == Some("<3>an error"), "{out}");
+    }
     assert_human(&run_child("stderr", |dev, ino| {
         Some(format!("{dev}:{ino}"))
     }));
@@ -100,12 +265,13 @@ fn forced_targets_ignore_detection() {
 
 fn assert_human(out: &str) {
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines.len(), 5, "{out}");
     for (line, (label, msg)) in lines.iter().zip([
         ("ERROR", "an error"),
         ("WARN", "a warning"),
         ("NOTICE", "a notice"),
         ("INFO", "an info"),
+        ("INFO", "light on (reason below_threshold)"),
     ]) {
         // "YYYY-MM-DD HH:MM:SS.mmm LABEL  message"
         let (date, rest) = line.split_at(23);
@@ -144,6 +310,7 @@ fn syslog_options(socket: &Path, stderr_is_journal: bool) -> Options {
         levels: Levels::from_flags(0, false),
         stderr_is_journal,
         syslog_socket: socket.to_path_buf(),
+        native_journal: false,
     }
 }
 

@@ -629,9 +629,9 @@ impl Core {
         self.light = on;
         self.controller.switched(now.at, on);
         if let Some(d) = self.decision {
-            self.log(
-                Severity::Info,
-                format!(
+            self.out.push(Effect::Log {
+                level: Severity::Info,
+                line: format!(
                     "light {} (reason {}, mode {}, lux {}, ambient {})",
                     on_off(on),
                     d.reason.as_str(),
@@ -641,7 +641,9 @@ impl Core {
                         .unwrap_or_else(|| "-".into()),
                     d.ambient_lux.map(format_lux).unwrap_or_else(|| "-".into()),
                 ),
-            );
+                // `journalctl REASON=below_threshold`
+                fields: vec![("REASON", d.reason.as_str().to_string())],
+            });
         }
         if restores(&self.settings) {
             self.out.push(Effect::Persist(Persist::Relay { on }));

@@ -6,7 +6,23 @@
 //! ends the task. Reconnection is our own loop (not paho's automatic reconnect) so each connect and loss is
 //! logged exactly once and the retained state is republished every time.
 //!
-//! Latency: the bundled Paho C library sets `TCP_NODELAY` on its sockets (`Socket.c`, unless built with
+//! Two connections to the broker:
+//! - the **publishing** one (client id `mqtt.client_id`, persistent session, the `P/status` will) sends everything
+//!   the core loop publishes and subscribes to nothing; the daemon is "connected" when this one is;
+//! - the **command** one (client id `<client_id>-cmd`, clean session, no will) subscribes to the commands (and
+//!   `sensor.topic`) and publishes nothing.
+//!
+//! Why two (latency, issue 11): on one connection the broker's PUBACKs for our own QoS 1 publishes sit
+//! un-acknowledged by our kernel (delayed ACK, ~40 ms), and a broker with Nagle on (mosquitto's default
+//! `set_tcp_nodelay false`, rumqttd always) holds the next segment to us, the user's command, until that ACK comes.
+//! On the command connection the broker only ever sends PUBLISHes, and we answer each with a PUBACK (the
+//! subscription is at QoS ≥ 1) that carries the ACK at once, so nothing waits behind Nagle whatever the broker's
+//! socket options. Incoming messages all come from that one connection, so their order is kept.
+//!
+//! Why a clean session for commands (issue 11): while we are away the broker queues nothing for it, so a command
+//! sent during an outage never switches the lamp hours later when the connection comes back.
+//!
+//! The bundled Paho C library sets `TCP_NODELAY` on its own sockets (`Socket.c`, unless built with
 //! `PAHO_NO_TCP_NODELAY`), so Nagle does not delay our publishes on the client side.
 
 use std::collections::VecDeque;
@@ -31,9 +47,9 @@ use crate::mqtt::outbox::{Outbox, Outgoing, DEFAULT_CAPACITY};
 /// What the MQTT task reports to the core loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Connected (or reconnected) to the broker; subscriptions and retained state are being (re)sent.
+    /// The publishing connection is up (again); the retained state is being (re)sent.
     Connected,
-    /// The connection was lost; the task keeps reconnecting.
+    /// The publishing connection was lost; the task keeps reconnecting.
     Disconnected { reason: String },
     /// A message on one of the subscriptions. `retained` = delivered from the broker's retained store.
     Message {
@@ -72,7 +88,8 @@ pub struct Tuning {
     pub connect_timeout: Duration,
     /// After cancellation, how long to wait for the core loop's [`Outbox::close`] while connected.
     pub close_grace: Duration,
-    /// After close: limit for sending what is queued, then for the DISCONNECT.
+    /// After close: limit for the broker to confirm what is queued (a silent broker never does; then the
+    /// DISCONNECT goes out without waiting), then for the DISCONNECT.
     pub flush_timeout: Duration,
     pub disconnect_timeout: Duration,
 }
@@ -86,8 +103,10 @@ impl Default for Tuning {
             stable_after: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             close_grace: Duration::from_secs(2),
-            flush_timeout: Duration::from_millis(600),
-            disconnect_timeout: Duration::from_millis(250),
+            // A stop must end within 0.5 s even with a broker gone silent: ≤ 250 ms for the final PUBACKs (a live
+            // broker on a LAN answers in a few ms), then a DISCONNECT that does not wait.
+            flush_timeout: Duration::from_millis(250),
+            disconnect_timeout: Duration::from_millis(100),
         }
     }
 }
@@ -98,6 +117,9 @@ const WINDOW: usize = 32;
 const EVENT_CAPACITY: usize = 256;
 /// Capacity of paho's incoming event stream.
 const PAHO_STREAM_CAPACITY: usize = 4096;
+/// After a (re)connect the publishing connection holds its messages (the retained state with `P/status online`
+/// first) until the command connection is subscribed, at most this long: whoever sees `online` can send commands.
+const COMMANDS_GATE: Duration = Duration::from_secs(2);
 /// Wait before retrying when paho refuses a publish (its buffer is full).
 const PUBLISH_RETRY: Duration = Duration::from_millis(100);
 
@@ -105,10 +127,8 @@ const PUBLISH_RETRY: Duration = Duration::from_millis(100);
 /// A failover list is shown whole (`mqtt://a:1883, mqtt://b:1883`).
 pub fn display_url(settings: &MqttSettings) -> String {
     match &settings.url {
-        BrokerUrl::Embedded => format!(
-            "mqtt://{} (embedded)",
-            connect_addr(settings.embedded_listen)
-        ),
+        // Hosted in-process or a broker found already answering there (see `broker::local_broker`).
+        BrokerUrl::Embedded => format!("mqtt://{} (local)", connect_addr(settings.embedded_listen)),
         remote => remote.to_string(),
     }
 }
@@ -155,38 +175,73 @@ pub fn spawn_with(
     cancel: CancellationToken,
     tuning: Tuning,
 ) -> Result<(Outbox, mpsc::Receiver<Event>, JoinHandle<()>), ClientError> {
-    let url = display_url(&settings);
-    let server_uri = paho_uri(&settings);
-    let (client, stream) =
-        new_client(&server_uri, &settings.client_id).map_err(|source| ClientError::Create {
-            url: url.clone(),
-            source,
-        })?;
-    let targets = targets(&settings, &will_topic, tuning.connect_timeout)?;
     let outbox = Outbox::new(tuning.offline_capacity);
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
-    let task = Task {
-        client,
-        stream,
-        targets,
-        url,
-        server_uri,
-        client_id: settings.client_id.clone(),
-        qos: settings.qos,
-        subscriptions,
-        outbox: outbox.clone(),
-        events: events_tx,
+    // The command connection ends on `cancel`, on `Outbox::close`, or when the publishing task has ended.
+    let commands_cancel = cancel.child_token();
+    let mut publisher = Task::new(
+        Role::Publish,
+        &settings,
+        &will_topic,
+        subscriptions.clone(),
+        outbox.clone(),
+        events_tx.clone(),
         cancel,
-        pending_connect: None,
-        backoff: tuning.backoff_min,
-        dropped_in_a_row: 0,
-        tuning,
-        inflight: VecDeque::new(),
-        unconfirmed: Vec::new(),
-        dropped_in: 0,
+        tuning.clone(),
+    )?;
+    let commands = if subscriptions.is_empty() {
+        None
+    } else {
+        Some(Task::new(
+            Role::Commands,
+            &settings,
+            &will_topic,
+            subscriptions,
+            outbox.clone(),
+            events_tx,
+            commands_cancel.clone(),
+            tuning,
+        )?)
     };
-    let handle = tokio::spawn(task.run());
+    publisher.gate_commands = commands.is_some();
+    let closed = outbox.shared.closed.clone();
+    let handle = tokio::spawn(async move {
+        let commands = commands.map(|t| tokio::spawn(t.run()));
+        // A close ends the command connection at once, while the publishing one flushes the final state.
+        let on_close = commands_cancel.clone();
+        let closer = tokio::spawn(async move {
+            closed.cancelled().await;
+            on_close.cancel();
+        });
+        publisher.run().await;
+        closer.abort();
+        commands_cancel.cancel();
+        if let Some(commands) = commands {
+            let _ = commands.await;
+        }
+    });
     Ok((outbox, events_rx, handle))
+}
+
+/// Which of the two connections a [`Task`] runs (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Publishes the outbox; persistent session, with the will; subscribes to nothing.
+    Publish,
+    /// Subscribes to the commands; clean session, no will; publishes nothing.
+    Commands,
+}
+
+/// The command connection's client id for `client_id`.
+pub fn command_client_id(client_id: &str) -> String {
+    format!("{client_id}-cmd")
+}
+
+/// The QoS the command connection subscribes at: at least 1, so every command we receive is answered at once
+/// with a PUBACK, which carries our TCP ACK to the broker (at QoS 0 our kernel would delay that ACK and a
+/// broker with Nagle on would hold the next command behind it).
+fn command_qos(qos: i32) -> i32 {
+    qos.max(1)
 }
 
 /// A paho client (in-memory session state) and its event stream. The stream must exist before the first connect:
@@ -243,8 +298,10 @@ struct Target {
 /// The brokers in failover order. Each connect attempt names exactly one server URI: given the whole list, Paho C
 /// would, after losing the connection to broker i, connect to broker i + 1 by itself, behind this task's back (no
 /// resubscription, no republished state), and never back to the first ones. This task walks the list instead.
+/// Each of the two connections walks it on its own (normally both end on the first broker that answers).
 fn targets(
     s: &MqttSettings,
+    role: Role,
     will_topic: &str,
     connect_timeout: Duration,
 ) -> Result<Vec<Target>, ClientError> {
@@ -253,7 +310,7 @@ fn targets(
         // The server URI the client was created with.
         return Ok(vec![Target {
             url: display_url(s),
-            opts: connect_options(s, will_topic, connect_timeout, None)?,
+            opts: connect_options(s, role, will_topic, connect_timeout, None)?,
         }]);
     }
     s.url
@@ -263,7 +320,7 @@ fn targets(
         .map(|(endpoint, uri)| {
             Ok(Target {
                 url: endpoint.to_string(),
-                opts: connect_options(s, will_topic, connect_timeout, Some(uri))?,
+                opts: connect_options(s, role, will_topic, connect_timeout, Some(uri))?,
             })
         })
         .collect()
@@ -271,19 +328,28 @@ fn targets(
 
 fn connect_options(
     s: &MqttSettings,
+    role: Role,
     will_topic: &str,
     connect_timeout: Duration,
     server_uri: Option<&str>,
 ) -> Result<paho::ConnectOptions, ClientError> {
     let mut b = paho::ConnectOptionsBuilder::new_v3();
     b.keep_alive_interval(s.keepalive)
-        .clean_session(false)
-        .connect_timeout(connect_timeout)
-        .will_message(paho::Message::new_retained(
-            will_topic,
-            "offline",
-            paho::QOS_1,
-        ));
+        .connect_timeout(connect_timeout);
+    match role {
+        Role::Publish => {
+            b.clean_session(false)
+                .will_message(paho::Message::new_retained(
+                    will_topic,
+                    "offline",
+                    paho::QOS_1,
+                ));
+        }
+        // Nothing is queued for commands while we are away (see the module documentation).
+        Role::Commands => {
+            b.clean_session(true);
+        }
+    }
     if let Some(user) = &s.username {
         b.user_name(user);
     }
@@ -351,6 +417,7 @@ const RENEW_AFTER: u32 = 2;
 const FLAP_HINT_AFTER: u32 = 3;
 
 struct Task {
+    role: Role,
     client: paho::AsyncClient,
     /// The connect attempt in progress, if any: paho cannot abort one, so a task stopped during it leaves it
     /// to a reaper thread (see `Drop`).
@@ -379,9 +446,74 @@ struct Task {
     unconfirmed: Vec<Outgoing>,
     /// Incoming messages dropped because the core loop's channel was full (since the last warning).
     dropped_in: u64,
+    /// Publishing connection: the command subscriptions an older version made on its persistent session were
+    /// removed (once per run).
+    unsubscribed_old: bool,
+    /// Publishing connection: there is a command connection to wait for after a connect ([`COMMANDS_GATE`]).
+    gate_commands: bool,
 }
 
 impl Task {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        role: Role,
+        settings: &MqttSettings,
+        will_topic: &str,
+        subscriptions: Vec<String>,
+        outbox: Outbox,
+        events: mpsc::Sender<Event>,
+        cancel: CancellationToken,
+        tuning: Tuning,
+    ) -> Result<Task, ClientError> {
+        let url = display_url(settings);
+        let server_uri = paho_uri(settings);
+        let client_id = match role {
+            Role::Publish => settings.client_id.clone(),
+            Role::Commands => command_client_id(&settings.client_id),
+        };
+        let (client, stream) =
+            new_client(&server_uri, &client_id).map_err(|source| ClientError::Create {
+                url: url.clone(),
+                source,
+            })?;
+        let targets = targets(settings, role, will_topic, tuning.connect_timeout)?;
+        let qos = match role {
+            Role::Publish => settings.qos,
+            Role::Commands => command_qos(settings.qos),
+        };
+        Ok(Task {
+            role,
+            client,
+            stream,
+            targets,
+            url,
+            server_uri,
+            client_id,
+            qos,
+            subscriptions,
+            outbox,
+            events,
+            cancel,
+            pending_connect: None,
+            backoff: tuning.backoff_min,
+            dropped_in_a_row: 0,
+            tuning,
+            inflight: VecDeque::new(),
+            unconfirmed: Vec::new(),
+            dropped_in: 0,
+            unsubscribed_old: false,
+            gate_commands: false,
+        })
+    }
+
+    /// "MQTT" or "MQTT command connection": how this connection is named in log lines.
+    fn name(&self) -> &'static str {
+        match self.role {
+            Role::Publish => "MQTT",
+            Role::Commands => "MQTT command connection",
+        }
+    }
+
     async fn run(mut self) {
         loop {
             if !self.connect().await {
@@ -401,14 +533,26 @@ impl Task {
                 break;
             }
         }
-        self.outbox.shared.connected.store(false, Ordering::Relaxed);
-        let dropped = self.outbox.queue().take_dropped();
-        if dropped > 0 {
-            log::warn!(
-                "MQTT: {dropped} queued readings/alerts were never sent (broker unreachable)"
-            );
+        if self.role == Role::Publish {
+            self.outbox.shared.connected.store(false, Ordering::Relaxed);
+            let dropped = self.outbox.queue().take_dropped();
+            if dropped > 0 {
+                log::warn!(
+                    "MQTT: {dropped} queued readings/alerts were never sent (broker unreachable)"
+                );
+            }
         }
-        log::debug!("MQTT task ended");
+        log::debug!("{} task ended", self.name());
+    }
+
+    /// The level of this connection's connect/loss lines: the command connection only warns while the
+    /// publishing one is up (when both go down, the publishing one's lines say it; no doubled warnings).
+    fn loud(&self) -> log::Level {
+        if self.role == Role::Publish || self.outbox.is_connected() {
+            log::Level::Warn
+        } else {
+            log::Level::Debug
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -426,8 +570,8 @@ impl Task {
                     return false;
                 }
                 match self.attempt(i).await {
-                    Some(Ok(())) => {
-                        self.on_connected(i);
+                    Some(Ok(session_present)) => {
+                        self.on_connected(i, session_present);
                         return true;
                     }
                     Some(Err(failure)) => failures.push(failure),
@@ -447,13 +591,27 @@ impl Task {
             // Log a failure once; repeats of the same failure only at debug level.
             if failure != last_failure {
                 if failure.contains("refused") {
-                    log::error!("MQTT broker {} {failure}", self.url);
+                    let level = if self.role == Role::Publish {
+                        log::Level::Error
+                    } else {
+                        self.loud()
+                    };
+                    log::log!(level, "{} to broker {} {failure}", self.name(), self.url);
                 } else {
-                    log::warn!("MQTT: cannot connect to {}: {failure}; retrying", self.url);
+                    log::log!(
+                        self.loud(),
+                        "{}: cannot connect to {}: {failure}; retrying",
+                        self.name(),
+                        self.url
+                    );
                 }
                 last_failure = failure;
             } else {
-                log::debug!("MQTT: still cannot connect to {}: {failure}", self.url);
+                log::debug!(
+                    "{}: still cannot connect to {}: {failure}",
+                    self.name(),
+                    self.url
+                );
             }
             let wait = self.next_backoff();
             if !self.wait_or_stop(wait).await {
@@ -462,8 +620,9 @@ impl Task {
         }
     }
 
-    /// One connect attempt to broker `i`: `None` when stopped meanwhile, else the outcome (failure described).
-    async fn attempt(&mut self, i: usize) -> Option<Result<(), String>> {
+    /// One connect attempt to broker `i`: `None` when stopped meanwhile, else whether the broker had a session for
+    /// us (CONNACK's session-present flag), or the failure described.
+    async fn attempt(&mut self, i: usize) -> Option<Result<bool, String>> {
         let token = self
             .pending_connect
             .insert(self.client.connect(self.targets[i].opts.clone()));
@@ -474,7 +633,7 @@ impl Task {
         };
         self.pending_connect = None;
         Some(match result {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(rsp)) => Ok(rsp.connect_response().is_some_and(|c| c.session_present)),
             Ok(Err(e)) => Err(describe_connect_error(&e, self.tuning.connect_timeout)),
             // Our safety net behind paho's own connect timeout: the same failure, said the same way.
             Err(_) => Err(describe_connect_error(
@@ -500,19 +659,35 @@ impl Task {
             tokio::select! {
                 _ = sleep_until(until) => return !self.stopping(),
                 _ = self.cancel.cancelled() => return false,
-                // Publishes wake us too; only a close matters here.
-                _ = self.outbox.shared.notify.notified() => {
+                // Publishes wake us too; only a close matters here. The command connection never waits on the
+                // outbox (its `Notify` wakes one waiter: that must be the publishing task).
+                _ = self.outbox.shared.notify.notified(), if self.role == Role::Publish => {
                     if self.stopping() {
                         return false;
                     }
+                }
+                // The broker is back for the publishing connection: no reason to wait out our backoff.
+                _ = self.outbox.shared.publisher_up.notified(), if self.role == Role::Commands => {
+                    return !self.stopping();
                 }
             }
         }
     }
 
     /// Connected to broker `i` of the list.
-    fn on_connected(&mut self, i: usize) {
+    fn on_connected(&mut self, i: usize, session_present: bool) {
+        if self.role == Role::Commands {
+            log::debug!("MQTT command connection to {} up", self.targets[i].url);
+            return;
+        }
+        // An older greenhoused subscribed on this persistent session: drop those subscriptions, or the broker
+        // would deliver (and queue during outages) every command here too. Once per run, fire and forget.
+        if session_present && !self.unsubscribed_old && !self.subscriptions.is_empty() {
+            self.unsubscribed_old = true;
+            drop(self.client.unsubscribe_many(&self.subscriptions));
+        }
         log::info!("MQTT connected to {}", self.targets[i].url);
+        self.outbox.shared.publisher_up.notify_one();
         self.outbox.shared.connected.store(true, Ordering::Relaxed);
         let dropped = {
             let mut q = self.outbox.queue();
@@ -541,14 +716,20 @@ impl Task {
             self.dropped_in_a_row += 1;
         }
         let wait = self.next_backoff();
+        let name = match self.role {
+            Role::Publish => "MQTT connection",
+            Role::Commands => "MQTT command connection",
+        };
         if self.dropped_in_a_row == 0 {
-            log::warn!(
-                "MQTT connection to {} lost: {reason}; reconnecting in {wait:.1?}",
+            log::log!(
+                self.loud(),
+                "{name} to {} lost: {reason}; reconnecting in {wait:.1?}",
                 self.url
             );
         } else {
-            log::warn!(
-                "MQTT connection to {} lost {lasted:.1?} after it was made: {reason}; reconnecting in {wait:.1?}",
+            log::log!(
+                self.loud(),
+                "{name} to {} lost {lasted:.1?} after it was made: {reason}; reconnecting in {wait:.1?}",
                 self.url
             );
         }
@@ -561,6 +742,16 @@ impl Task {
                 self.client_id,
                 self.tuning.backoff_max
             );
+        }
+        if self.role == Role::Commands {
+            self.outbox
+                .shared
+                .commands_ready
+                .store(false, Ordering::Relaxed);
+            if self.dropped_in_a_row == RENEW_AFTER {
+                self.renew_client();
+            }
+            return wait;
         }
         self.outbox.shared.connected.store(false, Ordering::Relaxed);
         // Paho keeps unacknowledged QoS>0 messages of the persistent session and resends them itself.
@@ -583,7 +774,7 @@ impl Task {
         let (client, stream) = match new_client(&self.server_uri, &self.client_id) {
             Ok(fresh) => fresh,
             Err(e) => {
-                log::warn!("MQTT: cannot create a fresh client: {e}");
+                log::warn!("{}: cannot create a fresh client: {e}", self.name());
                 return;
             }
         };
@@ -597,8 +788,10 @@ impl Task {
                 q.unpop(msg);
             }
         }
-        log::warn!(
-            "MQTT: starting over with a fresh client for {} ({requeued} unconfirmed messages queued again)",
+        log::log!(
+            self.loud(),
+            "{}: starting over with a fresh client for {} ({requeued} unconfirmed messages queued again)",
+            self.name(),
             self.url
         );
     }
@@ -620,7 +813,7 @@ impl Task {
     }
 
     fn subscribe(&self) -> Option<paho::Token> {
-        if self.subscriptions.is_empty() {
+        if self.role == Role::Publish || self.subscriptions.is_empty() {
             return None;
         }
         let qos = vec![self.qos; self.subscriptions.len()];
@@ -633,11 +826,29 @@ impl Task {
         let mut retry_at: Option<Instant> = None;
         let mut grace_end: Option<Instant> = None;
         let mut served = false;
+        let publishing = self.role == Role::Publish;
+        let mut gate_end =
+            (publishing && self.gate_commands).then(|| Instant::now() + COMMANDS_GATE);
         loop {
-            if retry_at.map_or(true, |t| t <= Instant::now()) {
+            if let Some(end) = gate_end {
+                if self.outbox.shared.commands_ready.load(Ordering::Relaxed) {
+                    gate_end = None;
+                } else if end <= Instant::now() {
+                    log::warn!(
+                        "MQTT: the command connection is not subscribed {COMMANDS_GATE:?} after connecting to {}; \
+                         publishing anyway (commands are not received until it is)",
+                        self.url
+                    );
+                    gate_end = None;
+                }
+            }
+            if publishing && gate_end.is_none() && retry_at.map_or(true, |t| t <= Instant::now()) {
                 retry_at = self.pump();
             }
-            if self.outbox.queue().is_closed() {
+            if publishing && self.outbox.queue().is_closed() {
+                return self.finish().await;
+            }
+            if !publishing && self.cancel.is_cancelled() {
                 return self.finish().await;
             }
             if grace_end.is_some_and(|t| t <= Instant::now()) {
@@ -665,7 +876,14 @@ impl Task {
                 r = OptionFuture(subscribing.as_mut()) => {
                     subscribing = None;
                     match r {
-                        Ok(_) => served = true,
+                        Ok(_) => {
+                            served = true;
+                            if !publishing {
+                                self.outbox.shared.commands_ready.store(true, Ordering::Relaxed);
+                                // Wakes the publishing task if it holds its messages for us.
+                                self.outbox.shared.notify.notify_one();
+                            }
+                        }
                         // The connection is gone: its loss is what gets reported.
                         Err(e) if !self.client.is_connected() => {
                             log::debug!("MQTT: subscribing to {:?} failed: {e}", self.subscriptions);
@@ -682,12 +900,13 @@ impl Task {
                         Err(e) => log::debug!("MQTT: publish not confirmed: {e}"),
                     }
                 },
-                _ = self.outbox.shared.notify.notified() => {},
+                _ = self.outbox.shared.notify.notified(), if publishing => {},
                 _ = self.cancel.cancelled(), if grace_end.is_none() => {
                     grace_end = Some(Instant::now() + self.tuning.close_grace);
                 },
                 _ = sleep_until(grace_end.unwrap_or_else(Instant::now)), if grace_end.is_some() => {},
                 _ = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {},
+                _ = sleep_until(gate_end.unwrap_or_else(Instant::now)), if gate_end.is_some() => {},
             }
         }
     }
@@ -739,7 +958,11 @@ impl Task {
         let deadline = Instant::now() + self.tuning.flush_timeout;
         let mut retry_at: Option<Instant> = None;
         let mut flushed = true;
-        loop {
+        // The command connection has nothing to send: straight to the DISCONNECT, without waiting.
+        if self.role == Role::Commands {
+            flushed = false;
+        }
+        while self.role == Role::Publish {
             if retry_at.map_or(true, |t| t <= Instant::now()) {
                 retry_at = self.pump();
             }
@@ -781,11 +1004,20 @@ impl Task {
             .timeout(grace)
             .finalize();
         match timeout(self.tuning.disconnect_timeout, self.client.disconnect(opts)).await {
+            Ok(Ok(_)) if self.role == Role::Commands => {
+                log::debug!("MQTT command connection closed")
+            }
             Ok(Ok(_)) => log::info!("MQTT disconnected from {}", self.url),
-            Ok(Err(e)) => log::warn!("MQTT: disconnecting from {} failed: {e}", self.url),
-            Err(_) => log::warn!("MQTT: disconnecting from {} timed out", self.url),
+            Ok(Err(e)) => log::warn!(
+                "{}: disconnecting from {} failed: {e}",
+                self.name(),
+                self.url
+            ),
+            Err(_) => log::warn!("{}: disconnecting from {} timed out", self.name(), self.url),
         }
-        self.outbox.shared.connected.store(false, Ordering::Relaxed);
+        if self.role == Role::Publish {
+            self.outbox.shared.connected.store(false, Ordering::Relaxed);
+        }
         SessionEnd::Stop
     }
 }

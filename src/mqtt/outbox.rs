@@ -158,6 +158,14 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     pub(crate) notify: Notify,
     pub(crate) connected: AtomicBool,
+    /// Cancelled by [`Outbox::close`]: ends the command connection at once (the publishing task sees the close
+    /// through `notify`).
+    pub(crate) closed: tokio_util::sync::CancellationToken,
+    /// The command connection is subscribed (its SUBACK came): the publishing task announces `online` only then
+    /// (or after a bound), so a client that sees `online` can send commands.
+    pub(crate) commands_ready: AtomicBool,
+    /// The publishing connection came up: the command connection retries at once instead of at its backoff.
+    pub(crate) publisher_up: Notify,
 }
 
 /// Cheap, clonable handle to queue MQTT messages. Its methods never block on I/O or await.
@@ -174,6 +182,9 @@ impl Outbox {
                 queue: Mutex::new(Queue::new(capacity)),
                 notify: Notify::new(),
                 connected: AtomicBool::new(false),
+                closed: tokio_util::sync::CancellationToken::new(),
+                commands_ready: AtomicBool::new(false),
+                publisher_up: Notify::new(),
             }),
         }
     }
@@ -194,6 +205,7 @@ impl Outbox {
     pub fn close(&self) {
         self.queue().close();
         self.shared.notify.notify_one();
+        self.shared.closed.cancel();
     }
 
     /// Whether the client is connected to the broker right now.

@@ -204,13 +204,6 @@ pub fn simulate(settings: &Settings, opts: &Options) -> Result<Summary, SimError
         Strategy::Threshold => StrategyArg::Threshold,
         Strategy::Dli => StrategyArg::Dli,
     });
-    if strategy == StrategyArg::Dli {
-        return Err(SimError::Input(
-            "strategy dli: the Core of this build has no DLI strategy yet (it would run the threshold rule); \
-             use --strategy threshold"
-                .into(),
-        ));
-    }
     let shape0 = day_shape(settings, NaiveDate::MIN, 0);
     let (from, days) = plan(opts, &sunlight, shape0.start_minute)?;
     let shape = day_shape(settings, from, days);
@@ -237,7 +230,7 @@ pub fn simulate(settings: &Settings, opts: &Options) -> Result<Summary, SimError
         sunlight: &sunlight,
         start,
         length,
-        keep_topics: Vec::new(),
+        keep_topics: vec![format!("{}/report/daily", settings.mqtt.topic_prefix)],
         verbose: opts.verbose,
         progress: &progress[p],
     };
@@ -257,8 +250,16 @@ pub fn simulate(settings: &Settings, opts: &Options) -> Result<Summary, SimError
     let wall = wall.elapsed();
 
     let dli = dli_params(settings);
-    let main_days = report::days(&main_obs, &shape, &dli, &mut sunlight.sampler(start));
-    let threshold_days = report::days(&threshold_obs, &shape, &dli, &mut sunlight.sampler(start));
+    let mut main_days = report::days(&main_obs, &shape, &dli, &mut sunlight.sampler(start));
+    let mut threshold_days =
+        report::days(&threshold_obs, &shape, &dli, &mut sunlight.sampler(start));
+    for (days, obs) in [
+        (&mut main_days, &main_obs),
+        (&mut threshold_days, &threshold_obs),
+    ] {
+        let payloads: Vec<&str> = obs.published.iter().map(|(_, _, p)| p.as_str()).collect();
+        report::apply_core_reports(days, &payloads);
+    }
     let main_report = report::run_report(&main_days);
     let threshold_report = report::run_report(&threshold_days);
     let report = Report {

@@ -62,6 +62,20 @@ pub struct Day {
     pub lamp_s_outside_window: f64,
     pub longest_dark_h: f64,
     pub alerts: Vec<String>,
+    /// Where the DLI and energy figures come from, and the simulator's own exact figures (not in report.json).
+    #[serde(skip)]
+    pub check: Check,
+}
+
+/// The simulator's own DLI figures next to the ones reported.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Check {
+    /// The DLI, target, kWh and cost are the core's `P/report/daily` (else the simulator's own).
+    pub from_core: bool,
+    /// Sunlight integrated exactly from the weather × `sun_umol_per_lux`.
+    pub exact_sun_mol: f64,
+    /// Lamp time as the relay read it back × the lamp's PPFD.
+    pub exact_lamp_mol: f64,
 }
 
 /// Sums over the run (`longest_dark_h` is the longest of any day, `alerts` every name raised).
@@ -190,9 +204,47 @@ pub fn days(obs: &Observed, shape: &DayShape, dli: &DliParams, sun: &mut Sampler
                 lamp_s_outside_window: outside,
                 longest_dark_h: longest_dark_s / 3600.0,
                 alerts,
+                check: Check {
+                    from_core: false,
+                    exact_sun_mol: sun_mol,
+                    exact_lamp_mol: lamp_mol,
+                },
             }
         })
         .collect()
+}
+
+/// Take the DLI, target, kWh and cost of each day from the core's daily reports (`P/report/daily` payloads,
+/// matched by their `day`), so the report shows what the daemon would have reported. Returns how many days matched.
+pub fn apply_core_reports(days: &mut [Day], payloads: &[&str]) -> usize {
+    let mut matched = 0;
+    for payload in payloads {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(payload) else {
+            continue;
+        };
+        let num = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+        let Some(day) = days
+            .iter_mut()
+            .find(|d| v.get("day").and_then(|x| x.as_str()) == Some(d.date.as_str()))
+        else {
+            continue;
+        };
+        let (Some(mol), Some(sun), Some(lamp)) = (num("mol"), num("sun_mol"), num("lamp_mol"))
+        else {
+            continue;
+        };
+        day.dli_mol = DliMol {
+            total: mol,
+            sun,
+            lamp,
+        };
+        day.target_mol = num("target_mol").unwrap_or(day.target_mol);
+        day.lamp_kwh = num("lamp_kwh").unwrap_or(day.lamp_kwh);
+        day.cost = num("cost").unwrap_or(day.cost);
+        day.check.from_core = true;
+        matched += 1;
+    }
+    matched
 }
 
 /// Totals over days (unrounded inputs).
@@ -274,13 +326,14 @@ pub fn run_report(days: &[Day]) -> RunReport {
 /// `days.csv`: one row per day and run (`run` = `strategy name` or `threshold_rule`).
 pub fn csv(runs: &[(&str, &RunReport)]) -> String {
     let mut s = String::from(
-        "run,date,dli_mol,sun_mol,lamp_mol,target_mol,lamp_on_s,lamp_kwh,cost,switches,lamp_s_outside_window,longest_dark_h,alerts\n",
+        "run,date,dli_mol,sun_mol,lamp_mol,target_mol,lamp_on_s,lamp_kwh,cost,switches,lamp_s_outside_window,\
+         longest_dark_h,alerts,figures_from,exact_sun_mol,exact_lamp_mol\n",
     );
     for (name, r) in runs {
         for d in &r.days {
             let _ = writeln!(
                 s,
-                "{name},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{name},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 d.date,
                 d.dli_mol.total,
                 d.dli_mol.sun,
@@ -292,7 +345,14 @@ pub fn csv(runs: &[(&str, &RunReport)]) -> String {
                 d.switches,
                 d.lamp_s_outside_window,
                 d.longest_dark_h,
-                d.alerts.join(";")
+                d.alerts.join(";"),
+                if d.check.from_core {
+                    "core"
+                } else {
+                    "simulator"
+                },
+                round(d.check.exact_sun_mol, 3),
+                round(d.check.exact_lamp_mol, 3),
             );
         }
     }
@@ -410,7 +470,8 @@ pub fn svg(runs: &[ChartRun<'_>], sun: &mut Sampler<'_>, seconds: f64) -> String
             .days
             .iter()
             .map(|d| d.dli_mol.total.max(d.target_mol))
-            .fold(1.0, f64::max);
+            .fold(1.0, f64::max)
+            * 1.1;
         let slot = plot_w / n;
         let bar_w = (slot * 0.7).max(0.5);
         for (k, d) in run.days.iter().enumerate() {
@@ -554,7 +615,39 @@ mod tests {
         let csv = csv(&[("dli", &run_report(&d))]);
         assert_eq!(csv.lines().count(), 3);
         assert!(csv.lines().nth(1).unwrap().starts_with("dli,2024-06-01,"));
-        assert!(csv.lines().nth(1).unwrap().ends_with(",rule_mismatch"));
+        assert!(csv
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains(",rule_mismatch,simulator,1.728,1.08"));
+        // The core's daily report replaces the DLI and energy figures of its day; the exact ones stay as the check.
+        let mut with_core = d.clone();
+        let n = apply_core_reports(
+            &mut with_core,
+            &[
+                r#"{"day":"2024-06-02","mol":2.0,"sun_mol":1.7,"lamp_mol":0.3,"target_mol":12.0,"lamp_kwh":0.5,"cost":0.1,"status":"short"}"#,
+                r#"{"day":"2024-07-01","mol":9.0,"sun_mol":9.0,"lamp_mol":0.0}"#,
+                "not json",
+            ],
+        );
+        assert_eq!(n, 1);
+        assert_eq!(with_core[0], d[0]);
+        let day2 = &with_core[1];
+        assert!(day2.check.from_core);
+        assert_eq!(
+            day2.dli_mol,
+            DliMol {
+                total: 2.0,
+                sun: 1.7,
+                lamp: 0.3
+            }
+        );
+        assert_eq!(
+            (day2.target_mol, day2.lamp_kwh, day2.cost),
+            (12.0, 0.5, 0.1)
+        );
+        assert_eq!(day2.check.exact_sun_mol, d[1].dli_mol.sun);
+        assert_eq!(day2.lamp_on_s, d[1].lamp_on_s);
         let chart = svg(
             &[ChartRun {
                 title: "a <b>".into(),

@@ -265,6 +265,12 @@ pub fn run(spec: &RunSpec<'_>) -> Observed {
             wake = wake.min(d.saturating_duration_since(base).max(t));
         }
         if wake >= spec.length {
+            // One last tick at the end: the core closes the last light-day (its daily report) at that instant.
+            if t < spec.length {
+                t = spec.length;
+                event = Some(Event::Tick);
+                continue;
+            }
             break;
         }
         t = wake;
@@ -284,7 +290,8 @@ pub fn run(spec: &RunSpec<'_>) -> Observed {
             event = Some(Event::Tick);
         }
     }
-    if let Some(from) = on_since {
+    // A lamp still on at the end (not one switched on by the last tick: that belongs to the next light-day).
+    if let Some(from) = on_since.filter(|from| *from < obs.seconds) {
         obs.lamp_on.push((from, obs.seconds));
     }
     spec.progress

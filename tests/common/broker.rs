@@ -166,8 +166,18 @@ pub fn password_lines(dir: &Path, user: &str, password: &str) -> String {
 }
 
 /// What a [`FakeBroker`] does with a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Behaviour {
+    /// Connections whose CONNECT carries `id`: the first `n` are dropped after CONNACK (counted in `dropped`),
+    /// later ones forwarded to `upstream`; other clients' connections are forwarded at once.
+    DropFirstOf {
+        n: usize,
+        id: Vec<u8>,
+        dropped: Arc<AtomicUsize>,
+        upstream: u16,
+        /// When each of that client's connections came.
+        times: Arc<Mutex<Vec<Instant>>>,
+    },
     /// Read whatever arrives, never answer (a broker that hangs before CONNACK).
     Silent,
     /// Read the CONNECT, accept it (CONNACK 0), then hang up (a broker that drops the client at once, as one
@@ -183,6 +193,8 @@ pub struct FakeBroker {
     accepts: Arc<(Mutex<Vec<Instant>>, Condvar)>,
     bytes: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+    /// [`FakeBroker::dropping_first_of`]: when each connection of that client came.
+    client_times: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl FakeBroker {
@@ -208,6 +220,32 @@ impl FakeBroker {
         })
     }
 
+    /// Drops the first `n` connections of the client `client_id` right after CONNACK and forwards everything else
+    /// to the broker on `upstream` (the daemon's other connection is not disturbed).
+    pub fn dropping_first_of(n: usize, client_id: &str, upstream: u16) -> FakeBroker {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let id = client_id.as_bytes().to_vec();
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let t = times.clone();
+        let mut fake = Self::start(move |_| Behaviour::DropFirstOf {
+            n,
+            id: id.clone(),
+            dropped: dropped.clone(),
+            upstream,
+            times: t.clone(),
+        });
+        fake.client_times = times;
+        fake
+    }
+
+    /// [`FakeBroker::dropping_first_of`]: when each connection of its client came.
+    pub fn client_accept_times(&self) -> Vec<Instant> {
+        self.client_times
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// `behaviour(i)`: what to do with the `i`-th connection (from 0).
     fn start(behaviour: impl Fn(usize) -> Behaviour + Send + 'static) -> FakeBroker {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
@@ -231,9 +269,9 @@ impl FakeBroker {
                         a.1.notify_all();
                         let (b, s) = (b.clone(), s.clone());
                         let behaviour = behaviour(index);
-                        std::thread::spawn(move || match behaviour {
+                        std::thread::spawn(move || match resolve(&conn, behaviour) {
                             Behaviour::Forward(upstream) => forward(conn, upstream),
-                            _ => serve(conn, behaviour, &b, &s),
+                            behaviour => serve(conn, behaviour, &b, &s),
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
@@ -245,6 +283,7 @@ impl FakeBroker {
             accepts,
             bytes,
             stop,
+            client_times: Arc::default(),
         }
     }
 
@@ -282,6 +321,61 @@ impl FakeBroker {
     }
 }
 
+/// Turn [`Behaviour::DropFirstOf`] into what to do with this connection, from its CONNECT (peeked, not read).
+fn resolve(conn: &TcpStream, behaviour: Behaviour) -> Behaviour {
+    let Behaviour::DropFirstOf {
+        n,
+        id,
+        dropped,
+        upstream,
+        times,
+    } = behaviour
+    else {
+        return behaviour;
+    };
+    let accepted = Instant::now();
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut buf = [0u8; 1024];
+    let end = Instant::now() + Duration::from_secs(2);
+    let mut client_id = None;
+    while Instant::now() < end && client_id.is_none() {
+        let seen = conn.peek(&mut buf).unwrap_or(0);
+        client_id = connect_client_id(&buf[..seen]);
+    }
+    let _ = conn.set_read_timeout(None);
+    let ours = client_id.as_deref() == Some(id.as_slice());
+    if ours {
+        times
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(accepted);
+    }
+    if ours && dropped.fetch_add(1, Ordering::SeqCst) < n {
+        Behaviour::DropAfterConnack
+    } else {
+        Behaviour::Forward(upstream)
+    }
+}
+
+/// The client id of an MQTT 3.1.1 CONNECT at the start of `data`, once enough of it has arrived.
+fn connect_client_id(data: &[u8]) -> Option<Vec<u8>> {
+    if data.first() != Some(&0x10) {
+        return None;
+    }
+    // Remaining length: 1–4 bytes, 7 bits each.
+    let mut i = 1;
+    while *data.get(i)? & 0x80 != 0 {
+        i += 1;
+    }
+    i += 1;
+    // Protocol name (length-prefixed), level, flags, keep-alive.
+    let name_len = u16::from_be_bytes([*data.get(i)?, *data.get(i + 1)?]) as usize;
+    i += 2 + name_len + 1 + 1 + 2;
+    let id_len = u16::from_be_bytes([*data.get(i)?, *data.get(i + 1)?]) as usize;
+    data.get(i + 2..i + 2 + id_len).map(<[u8]>::to_vec)
+}
+
 /// One connection of a [`FakeBroker`]: read (counting bytes) until the peer or the fake goes away; with
 /// `DropAfterConnack`, answer the first packet with CONNACK "accepted" and close.
 fn serve(mut conn: TcpStream, behaviour: Behaviour, bytes: &AtomicUsize, stop: &AtomicBool) {
@@ -293,7 +387,7 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour, bytes: &AtomicUsize, stop: &
             Ok(0) => break,
             Ok(n) => {
                 bytes.fetch_add(n, Ordering::SeqCst);
-                if behaviour == Behaviour::DropAfterConnack && buf[0] == 0x10 {
+                if matches!(behaviour, Behaviour::DropAfterConnack) && buf[0] == 0x10 {
                     let _ = conn.write_all(&[0x20, 0x02, 0x00, 0x00]);
                     break;
                 }
