@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use greenhoused::core::dli::DliPayload;
 use greenhoused::core::history::{Day, History, Sample};
 use greenhoused::http::{
-    DliNow, HistoryView, Server, Snapshot, StateView, HEADER_TIMEOUT, MAX_CONNECTIONS,
+    HistoryView, Server, Snapshot, StateView, HEADER_TIMEOUT, MAX_CONNECTIONS,
 };
 use tokio::sync::watch;
 
@@ -59,11 +60,11 @@ fn snapshot() -> Snapshot {
             alerts: vec![],
             broker_connected: true,
             broker: None,
-            dli: Some(DliNow {
+            dli: Some(DliPayload {
                 mol: 3.5,
                 target_mol: 12.0,
-                status: "on_track".into(),
-                ..DliNow::default()
+                status: "on_track",
+                ..DliPayload::default()
             }),
             lamp_on_seconds_total: 60.0,
             lamp_switches_total: 2,

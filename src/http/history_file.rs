@@ -43,22 +43,7 @@ pub fn write_history(path: &Path, w: &Write) -> std::io::Result<()> {
             f.write_all(bytes)?;
             f.sync_data()
         }
-        Write::Replace(bytes) => {
-            let tmp = path.with_extension("tmp");
-            {
-                let mut f = fs::File::create(&tmp)?;
-                f.write_all(bytes)?;
-                f.sync_all()?;
-            }
-            fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent() {
-                // Persist the rename itself; a directory that cannot be opened for sync is not worth failing for.
-                if let Ok(d) = fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
-            }
-            Ok(())
-        }
+        Write::Replace(bytes) => crate::persist::save_bytes(path, bytes),
     }
 }
 

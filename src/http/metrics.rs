@@ -140,7 +140,7 @@ pub fn encode_state(state: &StateView) -> Result<String, std::fmt::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::DliNow;
+    use crate::core::dli::DliPayload;
 
     fn state() -> StateView {
         StateView {
@@ -155,10 +155,10 @@ mod tests {
             alerts: vec!["lamp_no_effect".into()],
             broker_connected: true,
             broker: Some("mqtt://127.0.0.1:1883".into()),
-            dli: Some(DliNow {
+            dli: Some(DliPayload {
                 mol: 7.25,
                 target_mol: 12.0,
-                ..DliNow::default()
+                ..DliPayload::default()
             }),
             lamp_on_seconds_total: 90.5,
             lamp_switches_total: 3,

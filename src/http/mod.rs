@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::core::dli::DliPayload;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -47,23 +48,6 @@ pub const DEFAULT_DAYS: usize = 30;
 /// The page, embedded in the binary (no external scripts, fonts or styles).
 const DASHBOARD: &str = include_str!("dashboard.html");
 
-/// Today's daily-light-integral figures as the dashboard and `/metrics` show them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct DliNow {
-    /// The light-day's date.
-    pub day: String,
-    pub mol: f64,
-    pub sun_mol: f64,
-    pub lamp_mol: f64,
-    pub target_mol: f64,
-    pub projected_mol: f64,
-    pub lamp_on_s: f64,
-    pub lamp_kwh: f64,
-    pub cost: f64,
-    /// `no_target`, `on_track`, `short`, `met`.
-    pub status: String,
-}
-
 /// The daemon's state now: `/api/state`, the dashboard's "now" panel and `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StateView {
@@ -88,7 +72,7 @@ pub struct StateView {
     /// The broker in use (URL), when connected.
     pub broker: Option<String>,
     /// Today's DLI, when the DLI accounting runs.
-    pub dli: Option<DliNow>,
+    pub dli: Option<DliPayload>,
     /// Lamp on-time since the daemon started (counter).
     pub lamp_on_seconds_total: f64,
     /// Confirmed relay switches since the daemon started (counter).
@@ -112,18 +96,7 @@ impl StateView {
             alerts: v.alerts.iter().map(|a| a.to_string()).collect(),
             broker_connected: v.broker_connected,
             broker: v.broker.clone(),
-            dli: Some(DliNow {
-                day: v.dli.day.clone(),
-                mol: v.dli.mol,
-                sun_mol: v.dli.sun_mol,
-                lamp_mol: v.dli.lamp_mol,
-                target_mol: v.dli.target_mol,
-                projected_mol: v.dli.projected_mol,
-                lamp_on_s: v.dli.lamp_on_s,
-                lamp_kwh: v.dli.lamp_kwh,
-                cost: v.dli.cost,
-                status: v.dli.status.to_string(),
-            }),
+            dli: Some(v.dli.clone()),
             lamp_on_seconds_total: v.lamp_on_seconds_total,
             lamp_switches_total: v.lamp_switches_total,
             version: env!("CARGO_PKG_VERSION").into(),
