@@ -5,7 +5,11 @@
 #   scripts/build-deb.sh --target aarch64-unknown-linux-gnu [--no-build]
 #
 # Extra arguments go to `cargo deb` (e.g. --no-build to package a binary already built for --target, such as the
-# one scripts/cross-build.sh makes). Needs cargo-deb (`cargo install cargo-deb --locked`) and dpkg-deb.
+# one scripts/cross-build.sh or scripts/cross-docker.sh makes). Checks the contents, the Architecture (arm64, armhf
+# or the host's), that Depends names libc6 and systemd (and not libssl for ARM, whose OpenSSL is static), and that
+# the packaged binary is an ELF for that architecture whose glibc floor the libc6 version covers. Cross-built ARM
+# binaries are packaged with the arm-cross variant of Cargo.toml's deb metadata (explicit libc6 version). Needs cargo-deb (`cargo install cargo-deb --locked`),
+# dpkg-deb and readelf (binutils).
 # Prints the path of the .deb on the last line of stdout.
 set -eu
 
@@ -17,7 +21,30 @@ for f in config/greenhoused.toml README.md systemd/greenhoused.service systemd/g
     [ -f "$f" ] || { echo "build-deb: $f is missing" >&2; exit 1; }
 done
 
-deb=$(cargo deb "$@" | tail -n 1)
+# The Debian architecture the package must carry, from --target (default: the host's).
+target=
+prev=
+for a in "$@"; do
+    case $a in --target=*) target=${a#--target=} ;; esac
+    [ "$prev" = --target ] && target=$a
+    prev=$a
+done
+case $target in
+    "") arch=$(dpkg --print-architecture); machine= ;;
+    aarch64-unknown-linux-gnu) arch=arm64; machine=AArch64 ;;
+    armv7-unknown-linux-gnueabihf) arch=armhf; machine=ARM ;;
+    x86_64-unknown-linux-gnu) arch=amd64; machine=X86-64 ;;
+    *) echo "build-deb: no Debian architecture known for --target $target" >&2; exit 2 ;;
+esac
+
+# Cross-built ARM binaries get the arm-cross variant (Cargo.toml: Depends with the glibc they were linked against,
+# not the build host's), unless a --variant is given.
+variant=
+case $target in
+    aarch64-*|armv7-*) case " $* " in *" --variant"*) ;; *) variant=--variant=arm-cross ;; esac ;;
+esac
+
+deb=$(cargo deb "$@" $variant | tail -n 1)
 [ -f "$deb" ] || { echo "build-deb: cargo deb did not report a .deb (got '$deb')" >&2; exit 1; }
 
 info=$(dpkg-deb -I "$deb")
@@ -44,6 +71,33 @@ if printf '%s\n' "$postinst" | grep 'deb-systemd-invoke' | grep -vq 'try-restart
     printf '%s\n' "$postinst" >&2
     fail "postinst starts or restarts the service by itself"
 fi
+
+# Architecture and dependencies: the right arch; glibc (+ libgcc_s) from $auto, and the sysusers provider.
+field() { printf '%s\n' "$info" | sed -n "s/^ $1: //p"; }
+[ "$(field Architecture)" = "$arch" ] || fail "Architecture is '$(field Architecture)', expected $arch"
+depends=$(field Depends)
+printf '%s\n' "$depends" | grep -q 'libc6' || fail "Depends ($depends) does not name libc6"
+printf '%s\n' "$depends" | grep -q 'systemd' || fail "Depends ($depends) does not name systemd (sysusers)"
+# ARM builds link OpenSSL statically, so the package must not pull libssl in.
+if [ -n "$machine" ] && [ "$machine" != X86-64 ] && printf '%s\n' "$depends" | grep -q 'libssl'; then
+    fail "Depends ($depends) names libssl, but the $arch binary links OpenSSL statically"
+fi
+# The packaged binary itself: an ELF for that machine, whose glibc floor the libc6 dependency covers.
+unpacked=$(mktemp -d)
+dpkg-deb -x "$deb" "$unpacked"
+elf=$(readelf -h "$unpacked/usr/bin/greenhoused" 2>/dev/null | sed -n 's/^ *Machine: *//p')
+floor=$(readelf -V --wide "$unpacked/usr/bin/greenhoused" | grep -oE 'Name: GLIBC_[0-9]+(\.[0-9]+)+' \
+    | sed 's/.*GLIBC_//' | sort -uV | tail -n 1)
+rm -rf "$unpacked"
+if [ -n "$machine" ]; then
+    printf '%s\n' "$elf" | grep -q "$machine" || fail "/usr/bin/greenhoused is a '$elf' binary, expected $machine"
+fi
+libc_min=$(printf '%s\n' "$depends" | sed -n 's/.*libc6[^,]*(>= \([0-9.]*\)[^)]*).*/\1/p')
+if [ -n "$libc_min" ] && [ -n "$floor" ] && \
+   [ "$(printf '%s\n%s\n' "$floor" "$libc_min" | sort -V | tail -n 1)" != "$libc_min" ]; then
+    fail "Depends asks libc6 >= $libc_min, but the binary needs glibc $floor (raise it in Cargo.toml's arm-cross variant)"
+fi
+echo "build-deb: $deb: Architecture $arch, Depends: $depends; /usr/bin/greenhoused: $elf, glibc floor $floor" >&2
 
 echo "build-deb: $deb: contents OK" >&2
 echo "$deb"

@@ -4,8 +4,10 @@
 #   scripts/cross-build.sh TARGET [--debug] [-- extra cargo args]
 #
 # TARGET: aarch64-unknown-linux-gnu (64-bit Pi OS) or armv7-unknown-linux-gnueabihf (32-bit Pi OS).
-# Builds `--release --features vendored-ssl` by default (OpenSSL compiled from source for the target, so no
-# target libssl-dev is needed), then strips a copy to target/TARGET/release/greenhoused.stripped and prints sizes.
+# Builds `--release` by default (on ARM, Cargo.toml compiles OpenSSL from source and links it statically, so no
+# target libssl-dev is needed), then strips a copy to target/TARGET/release/greenhoused.stripped, prints sizes and
+# runs scripts/check-binary.sh (only glibc + libgcc_s dynamic; the glibc floor is the build host's: Debian 12's
+# cross libc gives binaries for Raspberry Pi OS bookworm and later; scripts/cross-docker.sh gives bullseye's).
 #
 # Needs (Debian/Ubuntu):
 #   apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross      # aarch64
@@ -58,11 +60,10 @@ export "CC_${t_lower}=$gnu-gcc"
 export "AR_${t_lower}=$gnu-ar"
 # The cmake crate (paho-mqtt-sys builds the Paho C library with it) sets CMAKE_SYSTEM_NAME=Linux and
 # CMAKE_SYSTEM_PROCESSOR itself when target != host and takes the compiler from CC_<target>, so no
-# toolchain file is needed. OpenSSL comes from openssl-src (vendored-ssl) and is linked statically.
-export OPENSSL_STATIC=1
+# toolchain file is needed. OpenSSL comes from openssl-src (openssl-sys "vendored" on ARM, see Cargo.toml).
 
 cd "$(dirname "$0")/.."
-cargo_args=(build --target "$target" --features vendored-ssl)
+cargo_args=(build --target "$target")
 [ "$profile" = release ] && cargo_args+=(--release)
 echo "+ cargo ${cargo_args[*]} ${extra[*]}"
 start=$(date +%s)
@@ -76,3 +77,4 @@ file "$bin" | sed 's/, BuildID[^,]*//'
 printf 'size: %s bytes (%s), stripped copy %s: %s bytes (%s)\n' \
     "$(stat -c %s "$bin")" "$(du -h "$bin" | cut -f1)" \
     "$stripped" "$(stat -c %s "$stripped")" "$(du -h "$stripped" | cut -f1)"
+scripts/check-binary.sh "$bin"

@@ -11,15 +11,22 @@ fail() { echo "journal-check: $*" >&2; exit 1; }
 systemctl is-active --quiet greenhoused || fail "greenhoused is not running"
 # A broken lamp, then the light on: the monitor raises lamp_no_effect (warning, ALERT=lamp_no_effect), and the
 # switch line carries REASON=.
+# The check compares the first reading monitor.settle_s after the switch with the last one before it: wait for a
+# fresh (not retained) reading first, then give the alert up to TIMEOUT_S (default 20) to reach the journal.
 mosquitto_pub -t "$P/mock/set" -m '{"lamp_broken": true}'
+mosquitto_sub -R -t "$P/luminosity" -C 1 -W 20 >/dev/null || fail "no reading on $P/luminosity within 20 s"
 mosquitto_pub -t "$P/light/set" -m on
-sleep "${SETTLE:-8}"
+deadline=$(($(date +%s) + ${TIMEOUT_S:-20}))
+until journalctl -u greenhoused --since "$since" ALERT=lamp_no_effect -o cat -q | grep -q .; do
+    [ "$(date +%s)" -lt "$deadline" ] || break
+    sleep 0.5
+done
 mosquitto_pub -t "$P/light/set" -m auto
 mosquitto_pub -t "$P/mock/set" -m '{"lamp_broken": false}'
 
 journalctl -u greenhoused --since "$since" ALERT=lamp_no_effect -o verbose >/tmp/journal-alert.txt ||
     fail "journalctl failed"
-grep -q 'PRIORITY=4' /tmp/journal-alert.txt || fail "no ALERT=lamp_no_effect record at PRIORITY=4"
+grep -q 'PRIORITY=4' /tmp/journal-alert.txt || fail "no ALERT=lamp_no_effect record at PRIORITY=4 within ${TIMEOUT_S:-20} s of switching a broken lamp on (is monitor.lamp_min_rise_lux > 0?)"
 grep -q 'SYSLOG_IDENTIFIER=greenhoused' /tmp/journal-alert.txt || fail "no SYSLOG_IDENTIFIER"
 grep -q 'CODE_FILE=' /tmp/journal-alert.txt || fail "no CODE_FILE"
 journalctl -u greenhoused --since "$since" -o verbose | grep -q '^ *REASON=' || fail "no REASON= on switch lines"

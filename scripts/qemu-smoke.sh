@@ -6,6 +6,9 @@
 # TARGET: aarch64-unknown-linux-gnu (default), armv7-unknown-linux-gnueabihf, or `native` (no qemu; the
 #         same checks against a host binary, default target/debug/greenhoused).
 # BINARY: default target/TARGET/release/greenhoused (build it with scripts/cross-build.sh TARGET).
+# QEMU_SYSROOT: the target's root for qemu -L (its glibc and loader); default the host's libc6-*-cross
+#               (/usr/aarch64-linux-gnu, /usr/arm-linux-gnueabihf). CI points it at the cross image's copy, Debian
+#               bullseye's glibc 2.31, so the binary is run against the oldest glibc it claims to need.
 #
 # Starts mosquitto on a free loopback port, runs `greenhoused --mock-hardware` under qemu with a temporary
 # config pointing at it, and checks: --version runs, a reading arrives on P/luminosity, `on` sent to
@@ -23,6 +26,7 @@ case $target in
     native) qemu=; sysroot=; bin=${2:-target/debug/greenhoused} ;;
     *) echo "usage: $0 [aarch64-unknown-linux-gnu|armv7-unknown-linux-gnueabihf|native] [BINARY]" >&2; exit 2 ;;
 esac
+sysroot=${QEMU_SYSROOT:-$sysroot}
 run=()
 [ -n "$qemu" ] && run=("$qemu" -L "$sysroot")
 prefix=laboratory/greenhouse

@@ -192,8 +192,15 @@ async fn run_async(
     let mut start = Start::new(relay.read_back().map_err(|e| e.to_string()));
     start.dli = load_dli_state(&dli_file);
     let state_file = crate::core::restores(&settings).then(state_file);
+    let listen = settings.http.listen;
     let mut core = Core::new(settings, start, hw.clock.moment());
+    let state_dir = self::state_file()
+        .parent()
+        .map(std::path::Path::to_path_buf);
+    let (dashboard, history) = crate::http::shell::Dashboard::start(listen, state_dir);
+    core.restore_history(history);
     let mut shell = Shell {
+        dashboard: Some(dashboard),
         relay,
         clock: hw.clock,
         outbox: outbox.clone(),
@@ -269,6 +276,9 @@ async fn run_async(
 
     notify(systemd::stopping());
     shell.run(&mut core, Event::Stop);
+    if let Some(d) = shell.dashboard.take() {
+        d.stop();
+    }
     signals_handle.close();
     // The MQTT task flushes what the core published last (final light, offline) within a bound, then disconnects.
     client::shutdown(&outbox, mqtt_task, MQTT_SHUTDOWN_LIMIT).await;
@@ -285,6 +295,8 @@ async fn run_async(
 
 /// What the shell owns besides the core: where effects go.
 struct Shell {
+    /// History file and HTTP server.
+    dashboard: Option<crate::http::shell::Dashboard>,
     relay: Box<dyn Relay>,
     clock: Arc<dyn Clock>,
     outbox: Outbox,
@@ -334,6 +346,11 @@ impl Shell {
                     retained,
                 } => self.outbox.publish(topic, payload, retained),
                 Effect::Persist(Persist::Relay { on }) => self.persist_relay(on),
+                Effect::Persist(Persist::History(w)) => {
+                    if self.dashboard.as_ref().is_some_and(|d| !d.write(&w)) {
+                        core.history_write_failed();
+                    }
+                }
                 Effect::Persist(Persist::Dli(state)) => self.persist_dli(&state),
                 Effect::Notify(line) => notify(systemd::status(&line)),
                 Effect::Log {
@@ -346,6 +363,10 @@ impl Shell {
                     logging::log_severity(level, &line, &fields, file!(), line!());
                 }
             }
+        }
+        let local = self.now().local.naive_local();
+        if let Some(d) = self.dashboard.as_mut() {
+            d.publish(&core.view(), core.history(), local);
         }
     }
 

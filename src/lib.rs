@@ -15,6 +15,8 @@
 //! | [`core::dli`] | daily light integral: accounting, strategy "dli", daily report (pure) |
 //! | [`mqtt`] | contract topic names, command parser, paho client task, embedded broker, Home Assistant discovery |
 //! | [`app`] | the daemon shell: sensor thread, MQTT task, signals, clock; executes the core's effects |
+//! | [`core::history`] | one-minute and daily aggregates for the dashboard (pure), its journal format |
+//! | [`http`] | the read-only dashboard, `/metrics`, `/api` server (own thread, bounded) |
 //! | [`persist`] | atomic state files |
 //! | [`systemd`], [`logging`] | sd_notify READY/STATUS/WATCHDOG/STOPPING; journald/syslog/stderr output |
 //! | [`sim`] | `greenhoused simulate`: weather, virtual clock loop, report, chart |
@@ -24,6 +26,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod http;
 pub mod hw;
 pub mod logging;
 pub mod mqtt;

@@ -21,14 +21,9 @@ fi
 [ "$(id -u)" -eq 0 ] || { echo "error: debootstrap needs root; re-run with sudo" >&2; exit 1; }
 command -v debootstrap >/dev/null || { echo "error: debootstrap missing; fix: apt-get install debootstrap" >&2; exit 1; }
 
-mirror=${DEBIAN_MIRROR:-}
-if [ -z "$mirror" ]; then
-    # Reuse the host's Debian mirror (deb822 *.sources or one-line *.list), main archive not -security.
-    mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
-        | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -n1 | tr -d ' ' || true)
-fi
-mirror=${mirror:-http://deb.debian.org/debian}
-mirror=${mirror%/}
+# shellcheck source=../debian-mirror.sh
+. "$(dirname "$0")/../debian-mirror.sh"
+mirror=$(debian_mirror)
 
 case $dir in
     "$(git -C "$(dirname "$0")" rev-parse --show-toplevel 2>/dev/null || echo /nonexistent)"/*)
@@ -40,13 +35,7 @@ rm -rf "$tmp"
 mkdir -p "$(dirname "$dir")"
 echo "debootstrap $suite (minbase + $packages) from $mirror into $dir"
 start=$(date +%s)
-# Retry: a mirror caught mid-update gives a transient "Invalid Release signature" or a hash mismatch.
-for attempt in 1 2 3; do
-    debootstrap --variant=minbase --include="$packages" "$suite" "$tmp" "$mirror" && break
-    [ "$attempt" -eq 3 ] && { echo "error: debootstrap failed 3 times (see $tmp/debootstrap/debootstrap.log)" >&2; exit 1; }
-    echo "debootstrap attempt $attempt failed; retrying in 10 s" >&2
-    rm -rf "$tmp"; sleep 10
-done
+debootstrap_retry --variant=minbase --include="$packages" "$suite" "$tmp" "$mirror"
 
 # Make the image boot quietly and fast in a container.
 echo ghtest > "$tmp/etc/hostname"

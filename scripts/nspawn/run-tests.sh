@@ -5,7 +5,8 @@
 #   scripts/nspawn/run-tests.sh DEB_FILE              install the .deb and run scripts/nspawn/unit-checks.sh
 #   scripts/nspawn/run-tests.sh --selftest            prove the harness: boot, mosquitto pub/sub, clean shutdown
 #   scripts/nspawn/run-tests.sh --script FILE [DEB]   run your own bash FILE inside (debugging); DEB, if given,
-#                                                     is at /ghtest/greenhoused.deb, lib.sh at /ghtest/lib.sh
+#                                                     is at /ghtest/greenhoused.deb, lib.sh at /ghtest/lib.sh,
+#                                                     scripts/journal-check.sh at /ghtest/journal-check.sh
 #
 # Env: ROOTFS (default /var/tmp/greenhoused-rootfs, built when missing), TEST_TIMEOUT_S (default 300), MACHINE,
 #      KEEP_LOGS=1 keeps the work directory with the container console log.
@@ -91,6 +92,7 @@ in_ct() {
 }
 
 cp "$here/lib.sh" "$work/lib.sh"
+cp "$here/../journal-check.sh" "$work/journal-check.sh"   # used by unit-checks.sh
 cp "$script" "$work/checks.sh"
 [ -n "$deb" ] && cp "$deb" "$work/greenhoused.deb"
 

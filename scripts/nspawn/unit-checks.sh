@@ -1,6 +1,9 @@
 #!/bin/bash
 # The real-systemd checks of systemd/greenhoused.service, run inside the nspawn container by
 # run-tests.sh DEB_FILE (the .deb is at /ghtest/greenhoused.deb). Each check prints PASS/FAIL.
+# After the unit's life cycle: the quick start's broker situations with the packaged config (url = "embedded"
+# beside the mosquitto service, alone, and beside a non-MQTT listener -> exit 69), then scripts/journal-check.sh
+# (copied to /ghtest by run-tests.sh) for the native journal fields.
 set -u
 . /ghtest/lib.sh
 P=laboratory/greenhouse
@@ -169,5 +172,99 @@ if timeout 30 systemctl stop $U; then
 else
     fail "stop: 'systemctl stop' failed or took > 30 s"
 fi
+
+
+# -- quick start: url = "embedded" beside the mosquitto service (issue 11, item 1) ---------------------------
+# The packaged config as the README's first command uses it: url = "embedded", embedded_listen 127.0.0.1:1883.
+# Three owners of the port in turn: Debian's mosquitto service (the daemon uses it as a client and says so at
+# notice level), nobody (the daemon hosts its own broker), a program that is not MQTT (exit 69, port named).
+owner() { ss -Htlnp 'sport = :1883' | grep -o 'users:(("[^"]*"' | head -n 1 | cut -d'"' -f2; }   # listener's name
+since() { date '+%Y-%m-%d %H:%M:%S'; }
+jsince() { journalctl -u $U --since "$1" -o cat --no-pager "${@:2}"; }   # jsince SINCE [journalctl args]
+fresh_lux() { mosquitto_sub -R -t $P/luminosity -C 1 -W 20; }              # -R: a new reading, not the retained one
+timeout 30 systemctl stop $U >/dev/null 2>&1; systemctl reset-failed $U 2>/dev/null
+if [ -f /tmp/greenhoused.toml.dist ] && grep -qx 'url = "embedded"' /tmp/greenhoused.toml.dist \
+    && grep -qx 'embedded_listen = "127.0.0.1:1883"' /tmp/greenhoused.toml.dist; then
+    cp /tmp/greenhoused.toml.dist /etc/greenhoused/greenhoused.toml
+    echo "     (config: the packaged /etc/greenhoused/greenhoused.toml: url = \"embedded\", embedded_listen = \"127.0.0.1:1883\")"
+else
+    fail "quickstart: the packaged config does not default to url = \"embedded\" on 127.0.0.1:1883"
+    printf '[mqtt]\nurl = "embedded"\nembedded_listen = "127.0.0.1:1883"\n' > /etc/greenhoused/greenhoused.toml
+fi
+
+# (a) mosquitto (running since the broker setup above, as its postinst leaves it) holds 1883.
+systemctl is-active --quiet mosquitto || systemctl start mosquitto
+wait_until 10 mosquitto_pub -t ghtest/ping -m x || fail "quickstart: mosquitto not accepting on 1883"
+s=$(since)
+if timeout 30 systemctl start $U && [ "$(prop $U ActiveState)" = active ]; then
+    n=$(jsince "$s" -p notice..notice | grep -F 'already answers on 127.0.0.1:1883' | head -n 1)
+    [ -n "$n" ] && pass "quickstart/mosquitto: started; notice line: '$n'" \
+        || { fail "quickstart/mosquitto: no notice line about the broker already on 127.0.0.1:1883"; jsince "$s" | tail -n 8; }
+    o=$(owner); lux=$(fresh_lux)
+    [ "$o" = mosquitto ] && [[ $lux =~ ^[0-9]+(\.[0-9]+)?$ ]] \
+        && pass "quickstart/mosquitto: 1883 held by '$o', mosquitto_sub got a fresh $P/luminosity = $lux through it" \
+        || fail "quickstart/mosquitto: 1883 held by '$o', fresh $P/luminosity '${lux:-<nothing in 20 s>}'"
+else
+    fail "quickstart/mosquitto: 'systemctl start' failed with the mosquitto service on 1883 (ActiveState=$(prop $U ActiveState), ExecMainStatus=$(prop $U ExecMainStatus))"
+    jsince "$s" | tail -n 8
+fi
+
+# (b) mosquitto stopped: after a restart the daemon hosts its own broker on 1883.
+timeout 30 systemctl stop mosquitto
+wait_until 10 sh -c '[ -z "$(ss -Htln "sport = :1883")" ]' || fail "quickstart/embedded: 1883 still held after stopping mosquitto"
+s=$(since)
+if timeout 30 systemctl restart $U && [ "$(prop $U ActiveState)" = active ]; then
+    h=$(jsince "$s" | grep -F 'embedded MQTT broker listening on 127.0.0.1:1883' | head -n 1)
+    o=$(owner); lux=$(fresh_lux)
+    [ -n "$h" ] && [ "$o" = greenhoused ] && [[ $lux =~ ^[0-9]+(\.[0-9]+)?$ ]] \
+        && pass "quickstart/embedded: restarted without mosquitto: '$h', 1883 held by '$o', mosquitto_sub got $P/luminosity = $lux" \
+        || { fail "quickstart/embedded: log line '${h:-<none>}', 1883 held by '$o', $P/luminosity '${lux:-<nothing in 20 s>}'"; jsince "$s" | tail -n 8; }
+else
+    fail "quickstart/embedded: 'systemctl restart' failed with 1883 free (ExecMainStatus=$(prop $U ExecMainStatus))"
+    jsince "$s" | tail -n 8
+fi
+
+# (c) A program that is not MQTT on 1883 (perl, as the rootfs has no python3/nc/socat): answers like a web
+# server and hangs up. The unit must fail with exit status 69 and the journal must name the port.
+timeout 30 systemctl stop $U; systemctl reset-failed $U 2>/dev/null
+systemd-run --quiet --unit=ghtest-notmqtt perl -MIO::Socket::INET -e '
+    my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:1883", Listen => 16, ReuseAddr => 1) or die "listen: $!";
+    while (my $c = $s->accept) { print $c "HTTP/1.0 400 Bad Request\r\n\r\n"; close $c; }'
+if wait_until 10 sh -c '[ -n "$(ss -Htln "sport = :1883")" ]'; then
+    s=$(since)
+    timeout 30 systemctl start $U >/dev/null 2>&1 && fail "quickstart/not-mqtt: 'systemctl start' succeeded with a web server on 1883"
+    wait_until 15 sh -c "[ \"\$(systemctl show -P ExecMainStatus $U)\" = 69 ]"
+    code=$(prop $U ExecMainStatus)
+    e=$(jsince "$s" -p err | grep -F '127.0.0.1:1883' | head -n 1)
+    [ "$code" = 69 ] && [ -n "$e" ] && [ "$(owner)" = perl ] \
+        && pass "quickstart/not-mqtt: exit status 69 (Result=$(prop $U Result)), error line: '$e'" \
+        || { fail "quickstart/not-mqtt: ExecMainStatus=$code, error line naming 127.0.0.1:1883: '${e:-<none>}', 1883 held by '$(owner)'"; jsince "$s" | tail -n 8; }
+else
+    fail "quickstart/not-mqtt: the perl listener did not come up on 1883"; journalctl -u ghtest-notmqtt -o cat --no-pager | tail -n 3
+fi
+timeout 30 systemctl stop $U >/dev/null 2>&1; systemctl stop ghtest-notmqtt 2>/dev/null
+systemctl reset-failed $U ghtest-notmqtt 2>/dev/null
+
+# Back to the state of the checks above: mosquitto on 1883, the test config.
+systemctl start mosquitto
+wait_until 10 mosquitto_pub -t ghtest/ping -m x || fail "quickstart: mosquitto does not come back on 1883"
+cp /tmp/good.toml /etc/greenhoused/greenhoused.toml
+
+# -- native journal fields (issue 11, item 5): scripts/journal-check.sh ---------------------------------
+# lamp_min_rise_lux > 0 lets a broken simulated lamp raise lamp_no_effect.
+{ cat /tmp/good.toml; printf '\n[monitor]\nlamp_min_rise_lux = 50\n'; } > /etc/greenhoused/greenhoused.toml
+if timeout 30 systemctl start $U && [ "$(prop $U ActiveState)" = active ]; then
+    wait_until 20 sh -c "[ \"\$(mosquitto_sub -t $P/status -C 1 -W 2)\" = online ]"
+    if out=$(sh /ghtest/journal-check.sh $P 2>&1); then
+        pass "journal: $out; e.g. $(journalctl -u $U ALERT=lamp_no_effect -o json --no-pager | tail -n 1 \
+            | grep -o '"\(PRIORITY\|ALERT\|CODE_FILE\|CODE_LINE\)":"[^"]*"' | tr '\n' ' ')"
+    else
+        fail "journal: scripts/journal-check.sh: $out"
+    fi
+else
+    fail "journal: the unit did not start with monitor.lamp_min_rise_lux = 50"; journalctl -u $U -n 8 -o cat --no-pager
+fi
+timeout 30 systemctl stop $U >/dev/null 2>&1
+cp /tmp/good.toml /etc/greenhoused/greenhoused.toml
 
 finish

@@ -36,6 +36,7 @@
 
 pub mod control;
 pub mod dli;
+pub mod history;
 pub mod monitor;
 pub mod text;
 
@@ -141,6 +142,8 @@ pub enum Event {
 pub enum Persist {
     /// The confirmed relay state, for `relay.on_start = "restore"`.
     Relay { on: bool },
+    /// History bytes for `history.bin` in the state directory (append, or replace atomically).
+    History(history::Write),
     /// The DLI day so far (`DliState::to_json` into the state directory).
     Dli(Box<DliState>),
 }
@@ -226,6 +229,10 @@ pub struct View {
     pub ts: String,
     /// The lamp contribution learned from switch steps (kept even while `control.lamp_lux` is fixed).
     pub lamp_learned_lux: Option<f64>,
+    /// Lamp on-time since the start (confirmed by read-back), seconds.
+    pub lamp_on_seconds_total: f64,
+    /// Relay switches confirmed by read-back since the start.
+    pub lamp_switches_total: u64,
     /// The light-day so far (the `P/dli` payload).
     pub dli: DliPayload,
 }
@@ -295,6 +302,14 @@ pub struct Core {
     dli_reading: Option<bool>,
     dli_saved_at: Instant,
     out: Vec<Effect>,
+    /// One-minute and daily aggregates for the dashboard (fed on every evaluation).
+    history: history::History,
+    /// A valid reading arrived with the current event (the history averages readings, not ticks).
+    fresh_reading: bool,
+    /// Lamp on-time before `lamp_on_since`, and since when the lamp is on (None: off).
+    lamp_on_total: Duration,
+    lamp_on_since: Option<Instant>,
+    switches: u64,
 }
 
 impl Core {
@@ -350,6 +365,11 @@ impl Core {
             dli_reading: None,
             dli_saved_at: now.at,
             out: Vec::new(),
+            history: history::History::new(),
+            fresh_reading: false,
+            lamp_on_total: Duration::ZERO,
+            lamp_on_since: light.then_some(now.at),
+            switches: 0,
         };
         core.dli_notes(dli_notes);
         if let Err(e) = start.relay {
@@ -471,8 +491,33 @@ impl Core {
             window_open: self.window_open,
             ts: self.now.timestamp(),
             lamp_learned_lux: self.controller.lamp_learner().estimate(),
+            lamp_on_seconds_total: self.lamp_on_time(self.now.at).as_secs_f64(),
+            lamp_switches_total: self.switches,
             dli: self.dli.payload(&self.now),
         }
+    }
+
+    /// Take over the history the shell loaded from the state directory (before the first event).
+    pub fn restore_history(&mut self, history: history::History) {
+        self.history = history;
+    }
+
+    /// The shell could not execute the last `Persist::History`: the next one rewrites the whole file.
+    pub fn history_write_failed(&mut self) {
+        self.history.write_failed();
+    }
+
+    /// The aggregates so far (the shell hands a copy to the HTTP server once a minute).
+    pub fn history(&self) -> &history::History {
+        &self.history
+    }
+
+    /// Lamp on-time since the start, up to `at`.
+    fn lamp_on_time(&self, at: Instant) -> Duration {
+        self.lamp_on_total
+            + self
+                .lamp_on_since
+                .map_or(Duration::ZERO, |since| at.saturating_duration_since(since))
     }
 
     /// One line for `systemctl status`: lux, light, mode, broker.
@@ -584,6 +629,9 @@ impl Core {
 
     /// The relay confirmed a new light state.
     fn switched(&mut self, now: Now, on: bool) {
+        self.lamp_on_total = self.lamp_on_time(now.at);
+        self.lamp_on_since = on.then_some(now.at);
+        self.switches += 1;
         self.light = on;
         self.controller.switched(now.at, on);
         if let Some(d) = self.decision {
@@ -640,6 +688,7 @@ impl Core {
     /// A valid lux value, from the BH1750 or from `sensor.topic`.
     fn accept_reading(&mut self, lux: f64, at: Instant) {
         self.last_reading = Some(Reading { lux, at });
+        self.fresh_reading = true;
         self.set_sensor_status(SensorStatus::Ok);
         // With `sensor.source = "mqtt"` on `P/luminosity` itself the reading is already there: echoing it would
         // feed it back to us.
@@ -855,6 +904,10 @@ impl Core {
     /// After the stop's relay write (or none): final `P/light`, then `P/status offline`.
     fn finish_stop(&mut self) {
         self.phase = Phase::Stopped;
+        // The last minutes of history go to disk at stop (the periodic flush is at most every 10 minutes).
+        if let Some(w) = self.history.flush(self.now.local.naive_local()) {
+            self.out.push(Effect::Persist(Persist::History(w)));
+        }
         self.publish_light_and_mode();
         self.publish(self.topics.status.clone(), "offline".into(), true);
         self.log(
@@ -917,6 +970,7 @@ impl Core {
         self.dli_notes(notes);
         let decision = self.decide(now);
         self.apply(decision, drive);
+        self.record_history(now, decision);
         if let Some(saturated) = self.dli_reading.take() {
             let ambient = if saturated {
                 Some(SATURATED_LUX)
@@ -951,6 +1005,28 @@ impl Core {
         }
     }
 
+    /// Feed the history with this evaluation; hand out its bytes when a flush is due (at most every 10 minutes).
+    fn record_history(&mut self, now: Now, decision: Decision) {
+        let local = now.local.naive_local();
+        let fresh =
+            std::mem::take(&mut self.fresh_reading) && self.sensor_status == SensorStatus::Ok;
+        let reading = self.last_reading.filter(|_| fresh);
+        self.history.update(
+            local,
+            history::Sample {
+                lux: reading.map(|r| r.lux),
+                ambient_lux: reading.and(decision.ambient_lux),
+                light_on: self.light,
+                window_open: self.window_open,
+            },
+        );
+        if self.history.flush_due(local) {
+            if let Some(w) = self.history.flush(local) {
+                self.out.push(Effect::Persist(Persist::History(w)));
+            }
+        }
+    }
+
     /// Home Assistant came (back) online: the discovery config again, then every retained state (forgetting what
     /// was published makes this evaluation publish it all again), so its entities have values at once.
     fn reannounce(&mut self, now: Now) {
@@ -973,6 +1049,10 @@ impl Core {
             self.state_dirty = true;
         }
         self.publish_dli(now);
+        // Today's running figures, so the 30-day chart includes today.
+        if let Some(day) = history_day(&self.dli.payload(&now)) {
+            self.history.set_day(day);
+        }
         if now.at.saturating_duration_since(self.dli_saved_at) >= DLI_SAVE_EVERY {
             self.save_dli();
         }
@@ -996,6 +1076,10 @@ impl Core {
             match note {
                 Note::Log { level, line } => self.log(severity(level), line),
                 Note::DayClosed(report) => {
+                    // The closed day's final figures for the dashboard's daily history.
+                    if let Some(day) = history_day(&report.figures) {
+                        self.history.set_day(day);
+                    }
                     self.publish(self.topics.report_daily.clone(), report.to_json(), true);
                     self.log(Severity::Notice, report.log_line.clone());
                     self.save_dli();
@@ -1143,6 +1227,20 @@ impl Core {
         self.publish(self.topics.state.clone(), payload.to_string(), true);
         self.notify_status();
     }
+}
+
+/// A light-day's DLI figures as a daily history entry (None if the day is not a `YYYY-MM-DD` date).
+fn history_day(p: &DliPayload) -> Option<history::Day> {
+    let date = chrono::NaiveDate::parse_from_str(&p.day, "%Y-%m-%d").ok()?;
+    Some(history::Day {
+        day: history::Day::day_number(date),
+        sun_mol: p.sun_mol as f32,
+        lamp_mol: p.lamp_mol as f32,
+        target_mol: p.target_mol as f32,
+        lamp_on_s: p.lamp_on_s.max(0.0).round() as u32,
+        lamp_kwh: p.lamp_kwh as f32,
+        cost: p.cost as f32,
+    })
 }
 
 /// The core's severity for a log line of the DLI engine.

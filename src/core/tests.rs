@@ -257,7 +257,9 @@ fn a_failed_relay_write_is_no_switch_and_is_retried() {
         !published(&e, "gh/light").contains(&"on"),
         "P/light stays off"
     );
-    assert!(!e.iter().any(|x| matches!(x, Effect::Persist(_))));
+    assert!(!e
+        .iter()
+        .any(|x| matches!(x, Effect::Persist(Persist::Relay { .. }))));
     assert_eq!(
         r.core.next_wakeup(),
         Some(r.t(101.0)),
@@ -596,7 +598,10 @@ fn restore_persists_confirmed_switches_only() {
     let mut r = Rig::new("[relay]\non_start = \"restore\"\n", false);
     r.relay = RelayBehaviour::WriteFails;
     r.command(1.0, "on");
-    assert!(!r.effects.iter().any(|e| matches!(e, Effect::Persist(_))));
+    assert!(!r
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::Persist(Persist::Relay { .. }))));
     r.relay = RelayBehaviour::Follows;
     let e = r.command(2.0, "on");
     assert!(e.contains(&Effect::Persist(Persist::Relay { on: true })));
@@ -657,6 +662,56 @@ fn next_wakeup_is_never_in_the_past() {
             "at {s} s the core asks for {wake:?}"
         );
     }
+}
+
+/// The history sub-module: fed on every reading, its bytes handed out at most every 10 minutes and at stop; the
+/// view counts lamp time and switches confirmed by the relay.
+#[test]
+fn history_is_fed_and_persisted_at_most_every_ten_minutes_and_at_stop() {
+    let mut rig = Rig::new(
+        &format!("{LONG_STALE}[control]\nmin_on_s = 0\nmin_off_s = 0\n"),
+        false,
+    );
+    let history_writes = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Persist(Persist::History(_))))
+            .count()
+    };
+    // 25 minutes of readings a second: dark (lamp on) for the first 10 minutes, then bright (lamp off).
+    for s in 0..1500 {
+        let lux = if s < 600 { 100.0 } else { 2000.0 };
+        rig.read(f64::from(s), lux);
+    }
+    // The first closed minute creates the file (at 1 min), then a flush 10 and 20 minutes after that.
+    let written = history_writes(&rig.effects);
+    assert_eq!(written, 3, "flushes at 1, 11 and 21 minutes, not more");
+    let h = rig.core.history();
+    assert_eq!(h.minutes().len(), 24);
+    assert_eq!(h.minutes()[0].lux, Some(100.0));
+    assert_eq!(h.minutes()[0].lamp_on_s, 60);
+    assert_eq!(h.minutes()[23].lamp_on_s, 0);
+    assert_eq!(h.minutes()[23].lux, Some(2000.0));
+    assert!(h.minutes().iter().all(|m| m.window_open));
+    // Today's DLI figures are in the daily history (the 30-day chart includes today).
+    assert_eq!(h.days().len(), 1);
+    let today = h.days()[0];
+    assert_eq!(today.date().to_string(), "2024-06-21");
+    let v = rig.core.view();
+    assert!(
+        today.sun_mol > 0.0 && (f64::from(today.total_mol()) - v.dli.mol).abs() < 0.05,
+        "{today:?} vs {:?}",
+        v.dli
+    );
+    assert_eq!(v.lamp_switches_total, 2);
+    assert!(
+        (v.lamp_on_seconds_total - 600.0).abs() < 1.5,
+        "{}",
+        v.lamp_on_seconds_total
+    );
+    // Stop writes what is left.
+    let stop = rig.at(1500.5, Event::Stop);
+    assert_eq!(history_writes(&stop), 1);
 }
 
 // ----- Home Assistant discovery -----

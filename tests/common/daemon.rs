@@ -43,6 +43,8 @@ impl Cfg {
             .set("monitor.settle_s", "1")
             .set("mock.ambient", "\"1000\"")
             .set("mock.lamp_lux", "400")
+            // Parallel test daemons would all reach for the default 127.0.0.1:8080; HTTP tests set their own.
+            .set("http.listen", "\"\"")
     }
 
     /// Set `section.key` to a TOML value (strings quoted by the caller).
@@ -68,10 +70,16 @@ impl Cfg {
     }
 }
 
-/// A config from raw sections: `[device] id = "test"`, `[mqtt]` with the body `mqtt`, then `extra` (more
+/// A config from raw sections: `[device] id = "test"`, `[mqtt]` with the body `mqtt`, HTTP off (unless `extra`
+/// has an `[http]` section), then `extra` (more
 /// sections, TOML text). For tests that spell their sections out; [`Cfg`] builds the usual ones key by key.
 pub fn test_config(mqtt: &str, extra: &str) -> String {
-    format!("[device]\nid = \"test\"\n\n[mqtt]\n{mqtt}\n\n{extra}\n")
+    let http = if extra.contains("[http]") {
+        ""
+    } else {
+        "[http]\nlisten = \"\"\n\n"
+    };
+    format!("[device]\nid = \"test\"\n\n[mqtt]\n{mqtt}\n\n{http}{extra}\n")
 }
 
 /// `[mqtt]` body for a mosquitto on `port` with topic prefix `prefix`.

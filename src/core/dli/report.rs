@@ -16,8 +16,8 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
-/// `P/dli`: the light-day so far.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `P/dli`: the light-day so far (also today's figures on the dashboard and in `/metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DliPayload {
     pub day: String,
     pub mol: f64,
