@@ -160,8 +160,13 @@ pub fn save_with_boot(path: &Path, on: bool, boot: Option<&str>) -> std::io::Res
     save_bytes(path, text.as_bytes())
 }
 
-/// Replace `path` with `bytes` atomically (temporary file, fsync, rename, directory fsync).
+/// Replace `path` with `bytes` atomically (its directory created if missing; temporary file, fsync, rename, directory
+/// fsync).
 pub fn save_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // Outside systemd (no StateDirectory=) the default directory may not exist yet, e.g. on a first run by hand.
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
     let tmp = path.with_extension("tmp");
     {
         let mut f = fs::File::create(&tmp)?;

@@ -574,9 +574,8 @@ impl Core {
         self.log(
             Severity::Info,
             format!(
-                "started: relay {} (relay.on_start = {:?}), broker {}",
+                "started: relay {}, broker {}",
                 on_off(self.light),
-                self.settings.relay.on_start,
                 broker_display(&self.settings)
             ),
         );
@@ -913,9 +912,9 @@ impl Core {
         self.log(
             Severity::Info,
             format!(
-                "stopped: light {} (relay.on_stop = {:?})",
+                "stopped: light {} (relay.on_stop = {})",
                 on_off(self.light),
-                self.settings.relay.on_stop
+                format!("{:?}", self.settings.relay.on_stop).to_lowercase()
             ),
         );
     }
