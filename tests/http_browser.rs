@@ -6,14 +6,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::broker::Broker;
 use common::daemon::{Cfg, Daemon};
+use common::http::{get, wait_json};
 
 /// How long one chromium run may take (it is killed after that).
 const BROWSER_LIMIT: Duration = Duration::from_secs(90);
@@ -85,17 +86,6 @@ fn run_chromium(bin: &Path, profile: &Path, args: &[&str], url: &str) -> String 
     reader.join().expect("reader thread")
 }
 
-fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split(' ').nth(1)?.parse().ok()?;
-    Some((status, out.split_once("\r\n\r\n")?.1.to_string()))
-}
-
 /// The `data-value` of the element with `id` in the dumped DOM.
 fn data_value(dom: &str, id: &str) -> String {
     let needle = format!("id=\"{id}\"");
@@ -137,26 +127,19 @@ fn the_dashboard_renders_the_daemons_state_in_chromium() {
     let mut daemon = Daemon::start(&cfg);
 
     // Wait until the daemon serves a settled state: light on, sensor ok, broker connected.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let state = loop {
-        if let Some((200, body)) = get(addr, "/api/state") {
-            let v: serde_json::Value = serde_json::from_str(&body).expect("/api/state is JSON");
-            if v["light"] == "on"
+    let state = wait_json(
+        &mut daemon,
+        addr,
+        "/api/state",
+        Duration::from_secs(30),
+        "no settled state from /api/state",
+        |v| {
+            v["light"] == "on"
                 && v["sensor"] == "ok"
                 && v["broker_connected"] == true
                 && v["lux"] == 700.0
-            {
-                break v;
-            }
-        }
-        assert!(daemon.running(), "the daemon exited:\n{}", daemon.log());
-        assert!(
-            Instant::now() < deadline,
-            "no settled state from /api/state:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+        },
+    );
 
     let profile = tempfile::tempdir().expect("temp dir");
     let url = format!("http://{addr}/");

@@ -3,23 +3,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use common::broker::Broker;
 use common::daemon::{Cfg, Daemon};
-
-fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split(' ').nth(1)?.parse().ok()?;
-    Some((status, out.split_once("\r\n\r\n")?.1.to_string()))
-}
+use common::http::{get, wait_json};
 
 /// The minutes `/api/history` reports, once it reports at least `n` (bounded wait).
 fn wait_minutes(
@@ -28,23 +17,15 @@ fn wait_minutes(
     n: usize,
     limit: Duration,
 ) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some((200, body)) = get(addr, "/api/history?hours=48") {
-            let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-            let minutes = v["minutes"].as_array().cloned().unwrap_or_default();
-            if minutes.len() >= n {
-                return minutes;
-            }
-        }
-        assert!(daemon.running(), "the daemon exited:\n{}", daemon.log());
-        assert!(
-            Instant::now() < deadline,
-            "fewer than {n} minutes of history:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let v = wait_json(
+        daemon,
+        addr,
+        "/api/history?hours=48",
+        limit,
+        &format!("fewer than {n} minutes of history"),
+        |v| v["minutes"].as_array().is_some_and(|m| m.len() >= n),
+    );
+    v["minutes"].as_array().cloned().unwrap_or_default()
 }
 
 fn config(broker: &Broker, addr: SocketAddr) -> String {

@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod collector;
 pub mod daemon;
+pub mod http;
 pub mod observe;
 pub mod procfs;
 
