@@ -222,8 +222,10 @@ async fn run_async(
         .map_or(Duration::from_secs(1), |p| p.min(Duration::from_secs(1)));
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut trimmer = crate::memory::Trimmer::default();
     loop {
         let wake = shell.until(core.next_wakeup());
+        trimmer.event();
         tokio::select! {
             Some(ev) = sensor_rx.recv() => {
                 shell.run(&mut core, Event::Reading { started: ev.at, result: ev.result });
@@ -267,7 +269,12 @@ async fn run_async(
                     break;
                 }
             }
-            _ = tick.tick() => shell.run(&mut core, Event::Tick),
+            _ = tick.tick() => {
+                shell.run(&mut core, Event::Tick);
+                if trimmer.second() {
+                    crate::memory::release_free_memory();
+                }
+            }
             _ = tokio::time::sleep(wake) => shell.run(&mut core, Event::Tick),
         }
         // Only this loop pings the watchdog: if it hangs, systemd restarts the daemon.

@@ -18,6 +18,7 @@
 //! | [`core::history`] | one-minute and daily aggregates for the dashboard (pure), its journal format |
 //! | [`http`] | the read-only dashboard, `/metrics`, `/api` server (own thread, bounded) |
 //! | [`persist`] | atomic state files |
+//! | [`memory`] | when to give freed heap memory back to the kernel (after start-up and after bursts) |
 //! | [`systemd`], [`logging`] | sd_notify READY/STATUS/WATCHDOG/STOPPING; journald/syslog/stderr output |
 //! | [`sim`] | `greenhoused simulate`: weather, virtual clock loop, report, chart |
 //! | [`cli`] | the command line of the spec |
@@ -29,6 +30,7 @@ pub mod core;
 pub mod http;
 pub mod hw;
 pub mod logging;
+pub mod memory;
 pub mod mqtt;
 pub mod persist;
 pub mod sim;
