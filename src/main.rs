@@ -14,6 +14,7 @@ use greenhoused::hw::{Relay, RelayError, SensorError};
 use greenhoused::{exit, hw, logging, persist};
 
 fn main() -> ExitCode {
+    greenhoused::memory::limit_arenas();
     let cli = Cli::parse();
     ExitCode::from(run(cli))
 }

@@ -50,6 +50,18 @@ impl Trimmer {
     }
 }
 
+/// At most two malloc arenas (glibc; nothing elsewhere), as `MALLOC_ARENA_MAX=2` would. glibc gives every thread
+/// that allocates an arena of its own, up to 8 per core, each keeping its free memory; the daemon has up to 8
+/// threads (sensor, HTTP, paho's two, the embedded broker's three) and no allocation-heavy one. Call it first
+/// thing in `main`, before any thread exists.
+pub fn limit_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Return the heap's free pages to the kernel (glibc); nothing elsewhere.
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
