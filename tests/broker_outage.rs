@@ -114,3 +114,80 @@ async fn commands_sent_during_an_outage_do_not_switch_the_lamp_later() {
         "a command sent during the outage switched the lamp after the reconnect:\n{log}"
     );
 }
+
+/// An older greenhoused (one connection) left a persistent session on the daemon's client id, subscribed to the
+/// commands, and the broker queued an `on` for it while nobody was connected. The daemon's publishing connection
+/// resumes that session: the queued command must not switch the lamp (it is as stale as an outage's), and the
+/// old subscription is dropped, so later commands arrive once, on the command connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_queued_for_an_older_session_do_not_switch_the_lamp() {
+    let Some(broker) = Mosquitto::start() else {
+        return;
+    };
+    let p = prefix("old-session");
+    let topic = |s: &str| format!("{p}/{s}");
+    let client_id = format!("gh-{}", p.replace('/', "-"));
+    // The older daemon's session: persistent, subscribed at QoS 1, then gone.
+    let old = paho_mqtt::AsyncClient::new(
+        paho_mqtt::CreateOptionsBuilder::new()
+            .server_uri(format!("tcp://127.0.0.1:{}", broker.port()))
+            .client_id(&client_id)
+            .finalize(),
+    )
+    .expect("client");
+    old.connect(
+        paho_mqtt::ConnectOptionsBuilder::new_v3()
+            .clean_session(false)
+            .finalize(),
+    )
+    .await
+    .expect("old session connects");
+    old.subscribe(topic("light/set"), 1)
+        .await
+        .expect("old session subscribes");
+    old.disconnect(None).await.expect("old session leaves");
+
+    let mut obs = Observer::connect(broker.port(), &p).await;
+    obs.publish(&topic("light/set"), "on", false).await;
+
+    let config = Cfg::broker(broker.port(), &p).render();
+    let daemon = Daemon::start(&config);
+    let mark = obs.mark();
+    obs.wait_payload(&topic("status"), "online", T)
+        .await
+        .expect("daemon online");
+    // The queued `on` comes right after CONNACK; give it time to be acted on if it were.
+    let switched = obs
+        .wait_after(
+            mark,
+            &topic("light"),
+            |m| m.payload == "on",
+            Duration::from_secs(3),
+        )
+        .await;
+    assert!(
+        switched.is_none(),
+        "a command queued for the older session switched the lamp:\n{}",
+        daemon.log()
+    );
+    // Commands still work, and arrive once (the old subscription was dropped): a toggle handled twice would
+    // switch the lamp on and off again.
+    let mark = obs.mark();
+    obs.publish(&topic("light/set"), "toggle", false).await;
+    obs.wait_after(mark, &topic("light"), |m| m.payload == "on", T)
+        .await
+        .expect("a live toggle switches the lamp on");
+    let twice = obs
+        .wait_after(
+            mark,
+            &topic("light"),
+            |m| m.payload == "off",
+            Duration::from_secs(2),
+        )
+        .await;
+    assert!(
+        twice.is_none(),
+        "the toggle was handled twice (on, then off):\n{}",
+        daemon.log()
+    );
+}

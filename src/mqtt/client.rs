@@ -977,6 +977,16 @@ impl Task {
     /// A paho event; `Some(reason)` when the connection is gone.
     fn handle(&mut self, ev: paho::Event) -> Option<String> {
         match ev {
+            // The publishing connection subscribes to nothing: a message here comes from an older greenhoused's
+            // persistent session on this client id (dropped on connect, see `on_connected`) and was queued while
+            // nobody listened, as stale as the commands of an outage that the clean command session never gets.
+            paho::Event::Message(m) if self.role == Role::Publish => {
+                log::debug!(
+                    "MQTT: ignoring {} queued for an older session on the publishing connection",
+                    m.topic()
+                );
+                None
+            }
             paho::Event::Message(m) => {
                 self.send_event(Event::Message {
                     topic: m.topic().to_string(),
