@@ -120,7 +120,8 @@ const EVENT_CAPACITY: usize = 256;
 /// channel (dropping there when that is full), so it only buffers while the tokio thread is busy. The buffer is
 /// allocated and touched in full when the client is created (≈ 180 bytes a slot): 512 slots hold 50 ms of a
 /// 10 000 commands/s flood for ≈ 90 KiB, where 4096 cost 0.7 MiB of RSS. The publishing connection subscribes to
-/// nothing: its stream carries only connect/lost/disconnect events.
+/// nothing: its stream carries connect/lost/disconnect events, and at most once an older version's queued backlog,
+/// which is ignored anyway (what does not fit is dropped by paho, with a warning each).
 fn stream_capacity(role: Role) -> usize {
     match role {
         Role::Publish => 16,
