@@ -6,7 +6,7 @@
 #
 # Extra arguments go to `cargo deb` (e.g. --no-build to package a binary already built for --target, such as the
 # one scripts/cross-build.sh or scripts/cross-docker.sh makes). Checks the contents, the Architecture (arm64, armhf
-# or the host's), that Depends names libc6 and systemd (and not libssl for ARM, whose OpenSSL is static), and that
+# or the host's), that Depends names libc6 and systemd (and not libssl: OpenSSL is static), and that
 # the packaged binary is an ELF for that architecture whose glibc floor the libc6 version covers. Cross-built ARM
 # binaries are packaged with the arm-cross variant of Cargo.toml's deb metadata (explicit libc6 version). Needs cargo-deb (`cargo install cargo-deb --locked`),
 # dpkg-deb and readelf (binutils).
@@ -78,8 +78,8 @@ field() { printf '%s\n' "$info" | sed -n "s/^ $1: //p"; }
 depends=$(field Depends)
 printf '%s\n' "$depends" | grep -q 'libc6' || fail "Depends ($depends) does not name libc6"
 printf '%s\n' "$depends" | grep -q 'systemd' || fail "Depends ($depends) does not name systemd (sysusers)"
-# ARM builds link OpenSSL statically, so the package must not pull libssl in.
-if [ -n "$machine" ] && [ "$machine" != X86-64 ] && printf '%s\n' "$depends" | grep -q 'libssl'; then
+# Every build links OpenSSL statically (Cargo.toml), so the package must not pull libssl in.
+if printf '%s\n' "$depends" | grep -q 'libssl'; then
     fail "Depends ($depends) names libssl, but the $arch binary links OpenSSL statically"
 fi
 # The packaged binary itself: an ELF for that machine, whose glibc floor the libc6 dependency covers.
