@@ -27,6 +27,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
@@ -272,6 +273,23 @@ fn new_client(
     Ok((client, stream))
 }
 
+/// The distributions' CA bundles (Debian, Ubuntu, Raspberry Pi OS; Fedora and friends).
+const SYSTEM_CA_BUNDLES: [&str; 2] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
+/// The CA bundle for `mqtts://` without `mqtt.ca_file`. OpenSSL is built in (Cargo.toml), so its default paths are
+/// its build's (/usr/local/ssl), where no distribution keeps certificates: without this, a broker with a public
+/// certificate would fail verification. `SSL_CERT_FILE` / `SSL_CERT_DIR` in the environment win (`env_set`:
+/// OpenSSL reads them itself).
+fn system_trust_store(env_set: bool, exists: impl Fn(&Path) -> bool) -> Option<&'static Path> {
+    if env_set {
+        return None;
+    }
+    SYSTEM_CA_BUNDLES.iter().map(Path::new).find(|p| exists(p))
+}
+
 /// Process start-up, before ANY paho client exists in the process: without TLS, tell the Paho C library not to
 /// initialise OpenSSL, which only costs memory (≈ 1.1–1.5 MiB RSS, measured with `scripts/bench.sh`); OpenSSL ≥ 1.1
 /// initialises itself on first use anyway. `MQTTAsync_global_init` also re-initialises the library's global
@@ -384,7 +402,11 @@ fn connect_options(
             let path = path.to_path_buf();
             move |source| ClientError::TlsPath { path, source }
         };
-        if let Some(ca) = &s.ca_file {
+        let env_set = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+            .iter()
+            .any(|k| std::env::var_os(k).is_some());
+        let system = system_trust_store(env_set, |p| p.is_file());
+        if let Some(ca) = s.ca_file.as_deref().or(system) {
             ssl.trust_store(ca).map_err(path_err(ca))?;
         }
         if let Some(cert) = &s.cert_file {
@@ -1146,6 +1168,30 @@ impl<F: Future + Unpin> Future for OptionFuture<'_, F> {
 mod tests {
     use super::*;
     use std::net::SocketAddr;
+
+    #[test]
+    fn tls_without_ca_file_trusts_the_distributions_bundle_unless_the_environment_names_one() {
+        let debian = |p: &Path| p == Path::new("/etc/ssl/certs/ca-certificates.crt");
+        let fedora = |p: &Path| p == Path::new("/etc/pki/tls/certs/ca-bundle.crt");
+        assert_eq!(
+            system_trust_store(false, debian),
+            Some(Path::new("/etc/ssl/certs/ca-certificates.crt"))
+        );
+        assert_eq!(
+            system_trust_store(false, fedora),
+            Some(Path::new("/etc/pki/tls/certs/ca-bundle.crt"))
+        );
+        assert_eq!(
+            system_trust_store(true, debian),
+            None,
+            "SSL_CERT_FILE/DIR win"
+        );
+        assert_eq!(
+            system_trust_store(false, |_| false),
+            None,
+            "no bundle: OpenSSL's defaults"
+        );
+    }
 
     fn settings(url: BrokerUrl) -> MqttSettings {
         MqttSettings {
