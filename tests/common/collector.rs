@@ -66,7 +66,10 @@ impl Collector {
             .expect("collector connect");
         let c = Collector { client, records };
         // The subscription is made in the connected callback; wait until the broker confirms it by a round trip.
-        let probe = format!("{}/__probe", filter.trim_end_matches("/#"));
+        let probe = match filter.trim_end_matches('#').trim_end_matches('/') {
+            "" => "__probe".to_string(),
+            base => format!("{base}/__probe"),
+        };
         c.publish(&probe, "probe").await;
         assert!(
             c.wait(0, |r| r.topic == probe, Duration::from_secs(5))
