@@ -907,6 +907,7 @@ impl Task {
                 }
             }
             if publishing && gate_end.is_none() && retry_at.map_or(true, |t| t <= Instant::now()) {
+                served |= self.reap();
                 retry_at = self.pump();
             }
             if publishing && self.outbox.queue().is_closed() {
@@ -929,6 +930,7 @@ impl Task {
                                 log::debug!("MQTT: ignoring a stale loss event ({reason})");
                                 continue;
                             }
+                            served |= self.reap();
                             return SessionEnd::Lost { reason, served };
                         }
                     }
@@ -955,14 +957,11 @@ impl Task {
                         Err(e) => log::warn!("MQTT: subscribing to {:?} failed: {e}", self.subscriptions),
                     }
                 },
-                r = front(&mut self.inflight) => {
+                // Only a full window waits for a confirmation; otherwise finished tokens are reaped when pumping,
+                // so PUBACKs do not wake this task (two per reading at QoS 1).
+                r = front(&mut self.inflight), if self.inflight.len() >= WINDOW => {
                     self.inflight.pop_front();
-                    match r {
-                        // At QoS 0 "confirmed" only means written.
-                        Ok(_) if self.qos > 0 => served = true,
-                        Ok(_) => {}
-                        Err(e) => log::debug!("MQTT: publish not confirmed: {e}"),
-                    }
+                    served |= self.confirmed(r);
                 },
                 _ = self.outbox.shared.notify.notified(), if publishing => {},
                 _ = self.cancel.cancelled(), if grace_end.is_none() => {
@@ -973,6 +972,32 @@ impl Task {
                 _ = sleep_until(gate_end.unwrap_or_else(Instant::now)), if gate_end.is_some() => {},
             }
         }
+    }
+
+    /// Whether a finished publish counts as confirmed by the broker (at QoS 0 "finished" only means written).
+    fn confirmed(&self, r: paho::Result<()>) -> bool {
+        match r {
+            Ok(()) => self.qos > 0,
+            Err(e) => {
+                log::debug!("MQTT: publish not confirmed: {e}");
+                false
+            }
+        }
+    }
+
+    /// Drop the in-flight messages paho has finished with, oldest first, without registering a waker (the next
+    /// pump or the loss looks again). Returns whether the broker confirmed one.
+    fn reap(&mut self) -> bool {
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        let mut served = false;
+        while let Some((token, _)) = self.inflight.front_mut() {
+            let Poll::Ready(r) = Pin::new(token).poll(&mut cx) else {
+                break;
+            };
+            self.inflight.pop_front();
+            served |= self.confirmed(r);
+        }
+        served
     }
 
     /// Hand queued messages to paho while the window allows. Returns when to retry if paho refused one.
