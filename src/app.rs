@@ -2,10 +2,10 @@
 //!
 //! One task (the shell loop) owns the core, the relay and the persisted state. The sensor thread sends readings,
 //! the MQTT task sends connection events and messages, signal-hook sends signals; the loop also ticks at the
-//! core's [`Core::next_wakeup`] (and at least once a second, for the systemd watchdog). Effects go to the relay
-//! (write, read back, answer with [`Event::Relay`]), the MQTT outbox (never blocks), the state file, sd_notify
-//! and the log. With `--mock-hardware` the shell also handles `P/mock/set` (the simulated world's fault
-//! switches and `stall_loop_s`); the core never sees it.
+//! core's [`Core::next_wakeup`], when the systemd watchdog is due, and after 1.5 s without any of these. Effects
+//! go to the relay (write, read back, answer with [`Event::Relay`]), the MQTT outbox (never blocks), the state
+//! file, sd_notify and the log. With `--mock-hardware` the shell also handles `P/mock/set` (the simulated world's
+//! fault switches and `stall_loop_s`); the core never sees it.
 //!
 //! Time comes from [`Hardware::clock`]: real time, or the mock's scaled clock, which the sensor thread, the
 //! simulated chip, the light world and the core all share.
@@ -35,6 +35,9 @@ const MQTT_SHUTDOWN_LIMIT: Duration = Duration::from_millis(1500);
 
 /// Longest pause between probes of a failing sensor.
 const SENSOR_BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// The control loop runs the core at least this often. Above one second so that at `interval_s = 1` the readings
+/// (a second apart) always come first and the loop wakes once per reading, not a second time for a tick.
+const QUIET_TICK: Duration = Duration::from_millis(1500);
 
 /// Opens (and after a failure re-opens) the lux sensor; called from the sensor thread.
 pub type SensorFactory = Box<dyn FnMut() -> Result<Box<dyn LuxSensor>, SensorError> + Send>;
@@ -216,15 +219,23 @@ async fn run_async(
     let mut watchdog = systemd::Watchdog::from_env();
     notify(systemd::ready(&core.status_line()));
 
-    // The loop wakes at least once a second, and often enough to ping the watchdog in time.
-    let tick_every = watchdog
-        .period()
-        .map_or(Duration::from_secs(1), |p| p.min(Duration::from_secs(1)));
-    let mut tick = tokio::time::interval(tick_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Besides on events, the loop runs the core at its own deadlines, when QUIET_TICK passed without any (at
+    // `interval_s = 1` the readings come first, so this costs no wake-up of its own), when the watchdog is due,
+    // and each second while the trimmer watches (start-up, a burst); the trimmer is asked once a second.
+    let mut next_second = tokio::time::Instant::now() + Duration::from_secs(1);
     let mut trimmer = crate::memory::Trimmer::default();
     loop {
-        let wake = shell.until(core.next_wakeup());
+        let now = tokio::time::Instant::now();
+        let wake = [
+            watchdog.next_due().map(tokio::time::Instant::from_std),
+            trimmer.watching().then_some(next_second),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(
+            now + shell.until(core.next_wakeup()).min(QUIET_TICK),
+            tokio::time::Instant::min,
+        );
         trimmer.event();
         tokio::select! {
             Some(ev) = sensor_rx.recv() => {
@@ -269,13 +280,14 @@ async fn run_async(
                     break;
                 }
             }
-            _ = tick.tick() => {
-                shell.run(&mut core, Event::Tick);
-                if trimmer.second() {
-                    crate::memory::release_free_memory();
-                }
+            _ = tokio::time::sleep_until(wake) => shell.run(&mut core, Event::Tick),
+        }
+        let now = tokio::time::Instant::now();
+        if now >= next_second {
+            next_second = now + Duration::from_secs(1);
+            if trimmer.second() {
+                crate::memory::release_free_memory();
             }
-            _ = tokio::time::sleep(wake) => shell.run(&mut core, Event::Tick),
         }
         // Only this loop pings the watchdog: if it hangs, systemd restarts the daemon.
         notify(watchdog.tick(Instant::now()).map(|_| ()));

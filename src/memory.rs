@@ -32,6 +32,12 @@ impl Trimmer {
         self.this_second += 1;
     }
 
+    /// Whether a coming second may call for a trim (start-up not settled yet, or a burst not yet followed by a
+    /// trim): the caller then wakes each second to ask; otherwise asking when it is awake anyway is enough.
+    pub fn watching(&self) -> bool {
+        self.ticks < SETTLE_TICKS || self.since_trim > BURST_EVENTS
+    }
+
     /// The one-second tick: true when the caller should trim now (start-up settled, or a burst just ended).
     pub fn second(&mut self) -> bool {
         let quiet = self.this_second < QUIET_EVENTS;
@@ -115,6 +121,20 @@ mod tests {
         );
         assert!(t.second(), "the first quiet second after the flood trims");
         assert_eq!(seconds(&mut t, 60, 0), 0, "and only once");
+    }
+
+    #[test]
+    fn watches_seconds_only_until_start_up_settled_and_while_a_burst_is_untrimmed() {
+        let mut t = Trimmer::default();
+        assert!(t.watching(), "start-up");
+        seconds(&mut t, SETTLE_TICKS, 3);
+        assert!(!t.watching(), "settled and trimmed");
+        seconds(&mut t, 60, 3);
+        assert!(!t.watching(), "idle traffic");
+        seconds(&mut t, 1, 10_000);
+        assert!(t.watching(), "a burst waits for its quiet second");
+        assert!(t.second());
+        assert!(!t.watching(), "trimmed");
     }
 
     #[test]
