@@ -219,7 +219,7 @@ async fn run_async(
     let mut watchdog = systemd::Watchdog::from_env();
     notify(systemd::ready(&core.status_line()));
 
-    // Besides on events, the loop runs the core at its own deadlines, when QUIET_TICK passed without any (at
+    // Besides events, the loop runs the core at its own deadlines, after QUIET_TICK without any event (at
     // `interval_s = 1` the readings come first, so this costs no wake-up of its own), when the watchdog is due,
     // and each second while the trimmer watches (start-up, a burst); the trimmer is asked once a second.
     let mut next_second = tokio::time::Instant::now() + Duration::from_secs(1);
